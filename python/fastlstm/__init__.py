@@ -1,2 +1,56 @@
-"""fastlstm: a drop-in keras.layers.LSTM that picks the fastest correct kernel."""
+"""fastlstm: a drop-in keras.layers.LSTM that picks the fastest correct kernel.
+
+    from fastlstm import LSTM
+    layer = LSTM(4, return_sequences=True)
+    print(fastlstm.plan(layer, x, mask=mask))
+"""
+
+from fastlstm.cell import LSTMCell
+from fastlstm.layer import LSTM
+from fastlstm.planner import KERNELS, Plan, Requirement
+
 __version__ = "0.1.0"
+__all__ = ["LSTM", "LSTMCell", "plan", "Plan", "Requirement", "KERNELS"]
+
+
+def plan(layer, inputs, mask=None, training=None, device=None):
+    """Which kernel `layer(inputs, mask=mask, training=training)` runs, and why.
+
+    Args:
+        layer: a `fastlstm.LSTM`.
+        inputs: the 3D input (a tensor or array); only its shape, dtype and,
+            with `mask`, the mask's layout matter.
+        mask: an optional `(batch, timesteps)` boolean mask.
+        training: whether the call is in training mode (dropout active).
+        device: "cpu" or "gpu" to ask what would run there; default: the
+            device the backend uses now.
+
+    Returns:
+        A `fastlstm.Plan`: `.kernel`, `.reasons` (each requirement with
+        whether it holds), `.why`, and a readable `str()`.
+    """
+    if not isinstance(layer, LSTM):
+        raise ValueError(
+            "Received an invalid value for argument `layer`: expected a "
+            f"fastlstm.LSTM, got {type(layer).__name__}."
+        )
+    if device not in (None, "cpu", "gpu"):
+        raise ValueError(
+            "Received an invalid value for argument `device`: expected "
+            f"'cpu', 'gpu' or None, got {device!r}."
+        )
+    from keras import ops
+
+    from fastlstm import _validation
+
+    shape = tuple(ops.shape(inputs))
+    _validation.check_inputs_shape(shape)
+    if mask is not None:
+        import keras
+
+        _validation.check_mask(
+            tuple(ops.shape(mask)),
+            keras.backend.standardize_dtype(getattr(mask, "dtype", "bool")),
+            shape,
+        )
+    return layer.plan(inputs, mask=mask, training=training, device=device)

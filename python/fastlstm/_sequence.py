@@ -1,0 +1,126 @@
+"""Backend-agnostic sequence plumbing around the kernels, in keras.ops.
+
+A mask without holes gives every row one valid span `[start, start+length)`.
+Rows are rotated so that each span starts at step 0 (right-padded), a fused
+kernel runs with per-row lengths, and the outputs are put back where Keras's
+generic loop puts them. This is how left-padded batches, which Keras sends to
+its slow loop on every backend, reach cuDNN and the fused CPU kernels.
+"""
+
+import numpy as np
+from keras import ops
+
+# Mask layouts, as the planner reports them.
+NO_MASK = "none"
+ALL_VALID = "all steps valid"
+RIGHT_PADDED = "right-padded"
+LEFT_PADDED = "left-padded"
+CONTIGUOUS = "one contiguous span per row"
+HOLES = "holes"
+RUNTIME = "decided at run time"
+
+CONTIGUOUS_LAYOUTS = (NO_MASK, ALL_VALID, RIGHT_PADDED, LEFT_PADDED, CONTIGUOUS)
+
+
+def concrete(x):
+    """`x` as a NumPy array, or None while it is symbolic (traced)."""
+    try:
+        return np.asarray(ops.convert_to_numpy(x))
+    except Exception:  # a symbolic tensor: TF graph, JAX tracer, torch trace
+        return None
+
+
+def mask_layout(mask):
+    """Classifies a `(batch, time)` mask: one of the layout names above."""
+    if mask is None:
+        return NO_MASK
+    m = concrete(mask)
+    if m is None:
+        return RUNTIME
+    m = m.astype(bool)
+    if m.all():
+        return ALL_VALID
+    lengths = m.sum(axis=1)
+    steps = m.shape[1]
+    starts = np.where(lengths > 0, m.argmax(axis=1), 0)
+    span = np.arange(steps)[None, :] - starts[:, None]
+    inside = (span >= 0) & (span < lengths[:, None])
+    if not np.array_equal(inside, m):
+        return HOLES
+    if np.all(starts == 0):
+        return RIGHT_PADDED
+    if np.all(starts + lengths == steps):
+        return LEFT_PADDED
+    return CONTIGUOUS
+
+
+def is_contiguous(mask):
+    """Symbolic twin of `mask_layout(...) in CONTIGUOUS_LAYOUTS`."""
+    starts, lengths = valid_span(mask)
+    inside = _inside(ops.shape(mask)[1], starts, lengths)
+    return ops.all(ops.equal(inside, ops.cast(mask, "bool")))
+
+
+def valid_span(mask):
+    """Per row, the first valid step (0 if none) and the number of them."""
+    m = ops.cast(mask, "int32")
+    return ops.cast(ops.argmax(m, axis=1), "int32"), ops.sum(m, axis=1)
+
+
+def _inside(steps, starts, lengths):
+    rel = ops.arange(steps, dtype="int32")[None, :] - starts[:, None]
+    return ops.logical_and(rel >= 0, rel < lengths[:, None])
+
+
+def _gather_steps(x, index):
+    index = ops.broadcast_to(ops.expand_dims(index, -1), ops.shape(x))
+    return ops.take_along_axis(x, index, axis=1)
+
+
+def rotate_to_front(x, starts):
+    """Rotates each row of `x (batch, time, features)` left by `starts`."""
+    steps = ops.shape(x)[1]
+    index = (ops.arange(steps, dtype="int32")[None, :] + starts[:, None]) % steps
+    return _gather_steps(x, index)
+
+
+def restore_outputs(y, starts, lengths, zero_output_for_mask):
+    """Puts front-aligned kernel outputs back in Keras's masked layout.
+
+    Before a row's span the output is zeros; inside it, the kernel's output;
+    after it, the last valid output repeated (zeros if `zero_output_for_mask`).
+    """
+    steps = ops.shape(y)[1]
+    rel = ops.arange(steps, dtype="int32")[None, :] - starts[:, None]
+    inside = ops.logical_and(rel >= 0, rel < lengths[:, None])
+    if zero_output_for_mask:
+        keep = inside
+    else:
+        keep = ops.logical_and(rel >= 0, lengths[:, None] > 0)
+    source = ops.clip(ops.minimum(rel, lengths[:, None] - 1), 0, steps - 1)
+    out = _gather_steps(y, source)
+    return ops.where(ops.expand_dims(keep, -1), out, ops.zeros_like(out))
+
+
+def project(x, kernel, bias, dropout_mask):
+    """`x @ kernel + bias` for all steps at once, after input dropout.
+
+    `dropout_mask` is None, one `(batch, features)` mask, or Keras's four
+    per-gate masks (implementation 1, used with recurrent dropout).
+    """
+    if dropout_mask is None:
+        xp = ops.matmul(x, kernel)
+    elif isinstance(dropout_mask, (list, tuple)):
+        parts = ops.split(kernel, 4, axis=1)
+        xp = ops.concatenate(
+            [
+                ops.matmul(x * ops.expand_dims(m, 1), k)
+                for m, k in zip(dropout_mask, parts)
+            ],
+            axis=-1,
+        )
+    else:
+        xp = ops.matmul(x * ops.expand_dims(dropout_mask, 1), kernel)
+    if bias is not None:
+        xp = xp + bias
+    return xp

@@ -1,0 +1,29 @@
+"""Kernels, one module per Keras backend.
+
+Each backend module exposes the same functions, so the layer calls one of them
+and never branches on the backend itself:
+
+- ``device()``: ``"gpu"`` or ``"cpu"``, where this backend puts new tensors.
+- ``recurrence(xp, h0, c0, recurrent_kernel, mask, ...)``: the ``loop`` and
+  ``unrolled`` kernels over an input projection hoisted out of the loop.
+- ``fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths)``: the backend's
+  own fused LSTM (cuDNN on a GPU, the ``native`` CPU kernel where one exists)
+  over right-aligned rows of the given lengths.
+- ``has_native_cpu_kernel()``: whether ``fused`` runs on a CPU.
+"""
+
+import importlib
+
+import keras
+
+
+def get(backend=None):
+    """Returns the kernel module of `backend` (default: Keras's backend)."""
+    backend = backend or keras.config.backend()
+    if backend not in ("tensorflow", "jax", "torch"):
+        raise ValueError(
+            "fastlstm runs on the TensorFlow, JAX and PyTorch backends of "
+            f"Keras. Received: KERAS_BACKEND={backend!r}. Set KERAS_BACKEND to "
+            "'tensorflow', 'jax' or 'torch'."
+        )
+    return importlib.import_module(f"fastlstm.kernels.{backend}")
