@@ -1,5 +1,7 @@
 """TensorFlow kernels: a tf.while_loop recurrence and the CudnnRNNV3 op."""
 
+import functools
+
 import tensorflow as tf
 from keras import activations
 
@@ -40,7 +42,7 @@ def _recurrent_term(h, recurrent_kernel, rec_masks):
     )
 
 
-def recurrence(*args, **kwargs):
+def recurrence(xp, h0, c0, recurrent_kernel, mask, *, rec_masks=None, **options):
     """Runs the LSTM recurrence over `xp = x @ kernel + bias`.
 
     `xp` is `(batch, time, 4 * units)`, already in processing order; `mask`
@@ -48,11 +50,21 @@ def recurrence(*args, **kwargs):
     Keras's generic semantics: a masked step carries the state over and
     repeats the previous output (zeros if `zero_output_for_mask`).
     """
-    if tf.executing_eagerly() and not kwargs.get("unroll"):
-        # An eager while_loop runs op by op from Python; one traced graph
-        # per configuration runs the whole loop in C++.
-        return _compiled_recurrence(*args, **kwargs)
-    return _recurrence(*args, **kwargs)
+    if tf.executing_eagerly() and not options["unroll"]:
+        # An eager while_loop runs op by op from Python; a traced graph, one
+        # per configuration, runs the whole loop in C++.
+        key = (tuple(sorted(options.items())), mask is None, rec_masks is None)
+        if key not in _compiled:
+            _compiled[key] = tf.function(
+                functools.partial(_recurrence, **options), reduce_retracing=True
+            )
+        return _compiled[key](xp, h0, c0, recurrent_kernel, mask, rec_masks=rec_masks)
+    return _recurrence(
+        xp, h0, c0, recurrent_kernel, mask, rec_masks=rec_masks, **options
+    )
+
+
+_compiled = {}
 
 
 def _recurrence(
@@ -115,8 +127,6 @@ def _recurrence(
     outputs = tf.transpose(ta.stack(), [1, 0, 2]) if return_sequences else None
     return last, outputs, h, c
 
-
-_compiled_recurrence = tf.function(_recurrence, reduce_retracing=True)
 
 
 def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
