@@ -1,0 +1,39 @@
+#' Which LSTM kernel runs, and why
+#'
+#' `lstm_plan()` asks fastlstm which kernel a call of `layer` on `inputs`
+#' would run (`"cudnn"`, `"native"`, `"loop"` or `"unrolled"`) and records
+#' each requirement with whether it holds. It calls the Python function
+#' `fastlstm.plan()` and runs nothing.
+#'
+#' @param layer A layer from [layer_lstm()].
+#' @param inputs A tensor or R array of shape `(batch, timesteps, features)`.
+#' @param mask Optional logical array or tensor of shape
+#'   `(batch, timesteps)`.
+#' @param training Optional, `TRUE` or `FALSE`: the call in training mode.
+#' @param device `NULL` for the device at hand, or `"gpu"` / `"cpu"` to ask
+#'   what would run there.
+#' @returns The Python `Plan` object. It prints the chosen kernel and every
+#'   requirement; `$kernel`, `$reasons`, `$backend` and `$device` give the
+#'   parts.
+#' @export
+#' @examplesIf fastlstm_available()
+#' lstm <- layer_lstm(units = 4)
+#' input <- random_uniform(c(32, 10, 8))
+#' lstm_plan(lstm, input)
+#' lstm_plan(lstm, input, device = "gpu")$kernel
+lstm_plan <- function(layer, inputs, mask = NULL, training = NULL,
+                      device = NULL) {
+  require_python()
+  if (!inherits(layer, "python.builtin.object") ||
+      !reticulate::py_has_attr(layer, "cell")) {
+    value <- describe_value(layer)
+    cli::cli_abort(
+      "{.arg layer} must be a layer made by {.fn layer_lstm}, not {value}.",
+      class = "fastlstm_bad_argument"
+    )
+  }
+  with_py_errors(fastlstm_py$plan(
+    layer, as_py_value(inputs), mask = as_py_value(mask),
+    training = training, device = device
+  ))
+}

@@ -1,0 +1,4 @@
+library(testthat)
+library(fastlstm)
+
+test_check("fastlstm")

@@ -1,0 +1,31 @@
+# Skips only where Python with keras and fastlstm is truly absent (a machine
+# without the Python side); with `make test` everything runs.
+skip_if_no_fastlstm <- function() {
+  if (!fastlstm_available()) {
+    testthat::skip("Python with keras and fastlstm is not available")
+  }
+}
+
+# A plain R LSTM (Keras's generic path: gates i, f, c, o) to check the
+# layer's numbers against.
+r_lstm <- function(x, kernel, recurrent_kernel, bias) {
+  sigmoid <- function(z) 1 / (1 + exp(-z))
+  units <- nrow(recurrent_kernel)
+  h <- c <- matrix(0, dim(x)[1], units)
+  for (t in seq_len(dim(x)[2])) {
+    z <- matrix(x[, t, ], nrow = dim(x)[1]) %*% kernel + h %*% recurrent_kernel +
+      matrix(bias, nrow(h), length(bias), byrow = TRUE)
+    gate <- function(k) z[, (k - 1) * units + seq_len(units), drop = FALSE]
+    i <- sigmoid(gate(1))
+    f <- sigmoid(gate(2))
+    g <- tanh(gate(3))
+    o <- sigmoid(gate(4))
+    c <- f * c + i * g
+    h <- o * tanh(c)
+  }
+  list(h = h, c = c)
+}
+
+weights_of <- function(layer) {
+  lapply(layer$get_weights(), fastlstm:::py_to_r_array)
+}

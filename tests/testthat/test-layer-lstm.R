@@ -1,0 +1,158 @@
+test_that("without object, layer_lstm() gives a fastlstm.LSTM with only the supplied arguments", {
+  skip_if_no_fastlstm()
+  lstm <- layer_lstm(units = 4, dropout = 0.1, seed = 3, use_cudnn = FALSE)
+  expect_s3_class(lstm, "fastlstm.layer.LSTM")
+  expect_s3_class(lstm, "keras.src.layers.rnn.lstm.LSTM")
+  config <- lstm$get_config()
+  expect_identical(config$units, 4L)
+  expect_equal(config$dropout, 0.1)
+  expect_identical(config$seed, 3L)
+  expect_identical(config$use_cudnn, FALSE)
+  expect_identical(config$activation, "tanh")
+  expect_identical(layer_lstm(NULL, 2)$get_config()$use_cudnn, "auto")
+})
+
+test_that("... passes Keras arguments by name", {
+  skip_if_no_fastlstm()
+  lstm <- layer_lstm(units = 2, name = "encoder", zero_output_for_mask = TRUE)
+  expect_identical(lstm$name, "encoder")
+  expect_true(lstm$zero_output_for_mask)
+})
+
+test_that("with a tensor, the layer is called on it (the seed's example)", {
+  skip_if_no_fastlstm()
+  input <- random_uniform(c(32, 10, 8))
+  output <- input |> layer_lstm(4)
+  expect_output(print(shape(output)), "^shape\\(32, 4\\)$")
+
+  lstm <- layer_lstm(units = 4, return_sequences = TRUE, return_state = TRUE)
+  c(whole_seq_output, final_memory_state, final_carry_state) %<-% lstm(input)
+  expect_output(print(shape(whole_seq_output)), "^shape\\(32, 10, 4\\)$")
+  expect_output(print(shape(final_memory_state)), "^shape\\(32, 4\\)$")
+  expect_output(print(shape(final_carry_state)), "^shape\\(32, 4\\)$")
+  # the last step of the sequence is the final memory state
+  expect_equal(as.array(whole_seq_output)[, 10, ], as.array(final_memory_state))
+})
+
+test_that("with return_state, composition returns list(output, h, c)", {
+  skip_if_no_fastlstm()
+  result <- random_uniform(c(5, 3, 2)) |> layer_lstm(3, return_state = TRUE)
+  expect_length(result, 3)
+  expect_equal(lapply(result, function(x) format(shape(x))),
+               rep(list("shape(5, 3)"), 3))
+})
+
+test_that("with a Python list or tuple, %<-% destructures it", {
+  skip_if_no_fastlstm()
+  py_list <- reticulate::r_to_py(list(1, "a", 3))
+  c(a, b, c) %<-% py_list
+  expect_identical(lapply(list(a, b, c), reticulate::py_to_r), list(1, "a", 3))
+  py_tuple <- reticulate::tuple(4L, 5L, convert = FALSE)
+  c(x, y) %<-% py_tuple
+  expect_identical(reticulate::py_to_r(x), 4L)
+  expect_identical(reticulate::py_to_r(y), 5L)
+})
+
+test_that("with a keras_input(), the output is a symbolic tensor", {
+  skip_if_no_fastlstm()
+  input <- keras_input(shape(NA, 8))
+  output <- input |> layer_lstm(6, return_sequences = TRUE)
+  expect_s3_class(output, "keras.src.backend.common.keras_tensor.KerasTensor")
+  expect_identical(shape(output), shape(NA, NA, 6))
+  model <- keras_model(input, output)
+  expect_identical(length(model$layers), 2L)
+})
+
+test_that("with a Sequential model, the layer is added and the model returned invisibly", {
+  skip_if_no_fastlstm()
+  model <- keras_model_sequential(input_shape = c(10, 8))
+  expect_invisible(returned <- layer_lstm(model, 16))
+  expect_identical(returned, model)
+  model |> layer_dense(1)
+  expect_identical(length(model$layers), 2L)
+  expect_s3_class(model$layers[[1]], "fastlstm.layer.LSTM")
+  expect_identical(dim(predict(model, array(0, c(2, 10, 8)))), c(2L, 1L))
+})
+
+test_that("with an R array, the layer is called on it", {
+  skip_if_no_fastlstm()
+  x <- array(seq(0, 1, length.out = 2 * 4 * 3), c(2, 4, 3))
+  out <- x |> layer_lstm(5)
+  expect_identical(shape(out), shape(2, 5))
+})
+
+test_that("R's numbers equal the Python layer's and a plain R LSTM's on the same weights", {
+  skip_if_no_fastlstm()
+  set.seed(1)
+  x <- array(rnorm(3 * 6 * 4), c(3, 6, 4))
+  lstm <- layer_lstm(units = 5, return_state = TRUE)
+  c(out, h, c) %<-% lstm(as_tensor(x))
+
+  keras_lstm <- keras$layers$LSTM(5L)
+  keras_lstm$build(reticulate::tuple(3L, 6L, 4L))
+  keras_lstm$set_weights(lstm$get_weights())
+  keras_out <- as.array(keras_lstm(as_tensor(x)))
+  expect_equal(as.array(out), keras_out, tolerance = 1e-5)
+
+  w <- weights_of(lstm)
+  expected <- r_lstm(x, w[[1]], w[[2]], w[[3]])
+  expect_equal(as.array(h), expected$h, tolerance = 1e-5)
+  expect_equal(as.array(c), expected$c, tolerance = 1e-5)
+  expect_equal(as.array(out), as.array(h))
+})
+
+test_that("a left-padded mask carries the state over", {
+  skip_if_no_fastlstm()
+  set.seed(2)
+  x <- array(rnorm(2 * 5 * 3), c(2, 5, 3))
+  x[1, 1:2, ] <- 0
+  lstm <- layer_lstm(units = 4)
+  masked <- as.array(x |> layer_masking() |> lstm())
+  w <- weights_of(lstm)
+  expected <- r_lstm(x[1, 3:5, , drop = FALSE], w[[1]], w[[2]], w[[3]])
+  expect_equal(masked[1, ], expected$h[1, ], tolerance = 1e-5)
+})
+
+test_that("stateful layers carry state between calls until reset_state()", {
+  skip_if_no_fastlstm()
+  lstm <- layer_lstm(units = 3, stateful = TRUE)
+  x <- random_uniform(c(2, 4, 2), seed = 7)
+  first <- as.array(lstm(x))
+  second <- as.array(lstm(x))
+  expect_false(isTRUE(all.equal(first, second)))
+  expect_invisible(reset_state(lstm))
+  expect_equal(as.array(lstm(x)), first, tolerance = 1e-6)
+
+  model <- keras_model_sequential(input_shape = c(4, 2), input_batch_size = 2) |>
+    layer_lstm(3, stateful = TRUE)
+  p1 <- predict(model, as.array(x))
+  p2 <- predict(model, as.array(x))
+  expect_false(isTRUE(all.equal(p1, p2)))
+  reset_state(model)
+  expect_equal(predict(model, as.array(x)), p1, tolerance = 1e-6)
+})
+
+test_that("rnn_cell_lstm() builds a fastlstm.LSTMCell", {
+  skip_if_no_fastlstm()
+  cell <- rnn_cell_lstm(4, dropout = 0.2)
+  expect_s3_class(cell, "fastlstm.cell.LSTMCell")
+  expect_identical(cell$units, 4L)
+  rnn <- keras$layers$RNN(cell)
+  expect_identical(shape(rnn(random_uniform(c(2, 3, 5)))), shape(2, 4))
+})
+
+test_that("lstm_plan() shows fastlstm.plan", {
+  skip_if_no_fastlstm()
+  lstm <- layer_lstm(units = 4)
+  input <- random_uniform(c(8, 5, 3))
+  plan <- lstm_plan(lstm, input)
+  expect_true(plan$kernel %in% c("cudnn", "native", "loop", "unrolled"))
+  expect_output(print(plan), plan$kernel, fixed = TRUE)
+  expect_identical(lstm_plan(lstm, input, device = "gpu")$kernel, "cudnn")
+  expect_identical(lstm_plan(layer_lstm(units = 4, unroll = TRUE), input)$kernel, "unrolled")
+  expect_identical(
+    lstm_plan(layer_lstm(units = 4, recurrent_dropout = 0.5), input,
+              training = TRUE, device = "gpu")$kernel != "cudnn",
+    TRUE
+  )
+})
