@@ -209,7 +209,9 @@ class LSTM(keras.layers.LSTM):
             y, h, c = module.fused(x, h0, c0, kernel, recurrent_kernel, bias, None)
             return h, (y if self.return_sequences else None), h, c
         starts, lengths = _sequence.valid_span(mask)
-        if layout != _sequence.RIGHT_PADDED:
+        # `layout` describes the mask as given; `mask` is in processing order.
+        front_aligned = _sequence.LEFT_PADDED if self.go_backwards else _sequence.RIGHT_PADDED
+        if layout != front_aligned:
             x = _sequence.rotate_to_front(x, starts)
         y, h, c = module.fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths)
         nonempty = ops.expand_dims(lengths > 0, 1)
