@@ -163,6 +163,7 @@ print.fastlstm_history <- function(x, ...) {
 }
 
 #' @rdname model-training
+#' @importFrom stats predict
 #' @exportS3Method stats::predict keras.src.models.model.Model
 predict.keras.src.models.model.Model <- function(object, x, batch_size = NULL,
                                                  verbose = 0, ...) {
