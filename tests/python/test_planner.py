@@ -1,0 +1,150 @@
+"""The planner: a pure choice of kernel, with every requirement recorded."""
+
+import keras
+import numpy as np
+import pytest
+
+import fastlstm
+from fastlstm import kernels, planner
+from fastlstm import _sequence as seq
+from helpers import BACKEND, make_mask
+
+FACTS = dict(
+    backend="torch",
+    device="cpu",
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    use_bias=True,
+    unroll=False,
+    recurrent_dropout=0.0,
+    use_cudnn="auto",
+    mask=seq.NO_MASK,
+    training=False,
+    dtype="float32",
+    native_cpu_kernel=True,
+)
+
+
+def decide(**changes):
+    return planner.decide(**dict(FACTS, **changes))
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+@pytest.mark.parametrize("mask", [seq.NO_MASK, seq.RIGHT_PADDED, seq.LEFT_PADDED, seq.CONTIGUOUS, seq.RUNTIME])
+def test_gpu_runs_cudnn_on_every_backend_for_masks_without_holes(backend, mask):
+    assert decide(backend=backend, device="gpu", mask=mask).kernel == "cudnn"
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_mask_with_holes_needs_the_loop(backend):
+    plan = decide(backend=backend, device="gpu", mask=seq.HOLES)
+    assert plan.kernel == "loop"
+    assert [r.text for r in plan.unmet("cudnn")] == ["the mask has no holes (found holes)"]
+
+
+def test_cpu_picks_native_on_torch_and_loop_elsewhere():
+    assert decide().kernel == "native"
+    assert decide(mask=seq.LEFT_PADDED).kernel == "native"
+    assert decide(backend="tensorflow", native_cpu_kernel=False).kernel == "loop"
+    assert decide(backend="jax", native_cpu_kernel=False).kernel == "loop"
+
+
+@pytest.mark.parametrize(
+    "change,unmet",
+    [
+        (dict(activation="relu"), "activation is tanh (found relu)"),
+        (dict(recurrent_activation="hard_sigmoid"), "recurrent_activation is sigmoid (found hard_sigmoid)"),
+        (dict(recurrent_dropout=0.2, training=True), "recurrent_dropout is 0 or the call is not training (found recurrent_dropout=0.2, training=True)"),
+        (dict(use_bias=False), "use_bias is True (found False)"),
+        (dict(dtype="bfloat16"), "the dtype is float16, float32 or float64 (found bfloat16)"),
+    ],
+)
+def test_each_cudnn_requirement_is_named_when_unmet(change, unmet):
+    plan = decide(device="gpu", **change)
+    assert plan.kernel != "cudnn"
+    assert [r.text for r in plan.unmet("cudnn")] == [unmet]
+
+
+def test_recurrent_dropout_at_inference_keeps_cudnn():
+    assert decide(device="gpu", recurrent_dropout=0.3, training=False).kernel == "cudnn"
+
+
+def test_unroll_gives_unrolled():
+    plan = decide(device="gpu", unroll=True)
+    assert plan.kernel == "unrolled"
+    assert "unroll is False (found True)" in [r.text for r in plan.unmet("cudnn")]
+
+
+def test_use_cudnn_false_never_picks_cudnn():
+    assert decide(device="gpu", use_cudnn=False).kernel == "loop"
+    assert decide(device="cpu", use_cudnn=False).kernel == "native"
+
+
+def test_use_cudnn_true_raises_naming_every_unmet_requirement():
+    with pytest.raises(ValueError) as info:
+        decide(use_cudnn=True, activation="relu", mask=seq.HOLES)
+    message = str(info.value)
+    assert "use_cudnn=True" in message
+    assert "the device is a GPU (found cpu)" in message
+    assert "activation is tanh (found relu)" in message
+    assert "the mask has no holes (found holes)" in message
+    assert decide(use_cudnn=True, device="gpu").kernel == "cudnn"
+
+
+def test_plan_is_pure():
+    assert decide(device="gpu") == decide(device="gpu")
+
+
+def test_plan_prints_the_kernel_and_each_requirement():
+    text = str(decide(mask=seq.LEFT_PADDED))
+    assert text.splitlines()[0] == "fastlstm plan: native (the backend's own fused CPU LSTM)"
+    assert "mask left-padded" in text
+    assert "[ ] the device is a GPU (found cpu)" in text
+    assert "[x] activation is tanh (found tanh)" in text
+    assert text.splitlines()[-1].startswith("  => ")
+
+
+@pytest.mark.parametrize(
+    "kind,layout",
+    [("none", seq.NO_MASK), ("right", seq.RIGHT_PADDED), ("left", seq.LEFT_PADDED), ("holes", seq.HOLES), ("empty", seq.CONTIGUOUS)],
+)
+def test_mask_layouts(kind, layout):
+    assert seq.mask_layout(make_mask(kind, 6, 9)) == layout
+
+
+def test_all_true_mask_is_all_valid():
+    assert seq.mask_layout(np.ones((2, 3), bool)) == seq.ALL_VALID
+
+
+def test_public_plan_for_a_real_layer_on_this_backend():
+    layer = fastlstm.LSTM(4)
+    x = np.zeros((2, 5, 3), "float32")
+    mask = make_mask("left", 2, 5)
+    here = fastlstm.plan(layer, x, mask=mask)
+    assert here.backend == BACKEND and here.device == kernels.get().device()
+    assert here.mask == seq.LEFT_PADDED
+    expected = "native" if BACKEND == "torch" else "loop"
+    if here.device == "gpu":
+        expected = "cudnn"
+    assert here.kernel == expected
+    assert fastlstm.plan(layer, x, mask=mask, device="gpu").kernel == "cudnn"
+    relu = fastlstm.LSTM(4, activation="relu")
+    assert fastlstm.plan(relu, x, device="gpu").kernel == "loop"
+
+
+def test_public_plan_rejects_bad_arguments():
+    layer = fastlstm.LSTM(4)
+    with pytest.raises(ValueError, match="argument `device`.*'tpu'"):
+        fastlstm.plan(layer, np.zeros((2, 5, 3)), device="tpu")
+    with pytest.raises(ValueError, match="argument `layer`.*Dense"):
+        fastlstm.plan(keras.layers.Dense(2), np.zeros((2, 5, 3)))
+    with pytest.raises(ValueError, match="argument `inputs`"):
+        fastlstm.plan(layer, np.zeros((2, 5)))
+
+
+def test_use_cudnn_true_on_a_cpu_raises_when_called():
+    layer = fastlstm.LSTM(4, use_cudnn=True)
+    if kernels.get().device() == "gpu":
+        pytest.skip("needs a machine without a GPU")
+    with pytest.raises(ValueError, match=r"use_cudnn=True.*the device is a GPU \(found cpu\)"):
+        layer(np.zeros((2, 5, 3), "float32"))

@@ -1,0 +1,92 @@
+"""Every bad input gets a ValueError that names the argument and the value."""
+
+import numpy as np
+import pytest
+from keras import ops
+
+import fastlstm
+from helpers import BACKEND
+
+
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (dict(units=0), r"argument `units`.*positive integer, got 0"),
+        (dict(units=-3), r"argument `units`.*got -3"),
+        (dict(units=2.5), r"argument `units`.*got 2.5"),
+        (dict(units="4"), r"argument `units`.*got '4'"),
+        (dict(units=4, dropout=1.5), r"argument `dropout`.*between 0 and 1, got 1.5"),
+        (dict(units=4, dropout=-0.1), r"argument `dropout`.*got -0.1"),
+        (dict(units=4, recurrent_dropout=2), r"argument `recurrent_dropout`.*got 2"),
+        (dict(units=4, activation="nope"), r"argument `activation`: 'nope'"),
+        (dict(units=4, recurrent_activation="nope"), r"argument `recurrent_activation`: 'nope'"),
+        (dict(units=4, use_cudnn="yes"), r"argument `use_cudnn`.*'auto', True or False, got 'yes'"),
+        (dict(units=4, use_cudnn=1), r"argument `use_cudnn`.*got 1"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        fastlstm.LSTM(**kwargs)
+
+
+def test_cell_checks_its_arguments_too():
+    with pytest.raises(ValueError, match=r"argument `units`"):
+        fastlstm.LSTMCell(0)
+    with pytest.raises(ValueError, match=r"argument `dropout`.*got 3"):
+        fastlstm.LSTMCell(4, dropout=3)
+
+
+def test_whole_float_units_are_accepted():
+    assert fastlstm.LSTM(4.0).units == 4
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 4, 3, 1)])
+def test_inputs_must_be_3d(shape):
+    with pytest.raises(ValueError, match=r"argument `inputs`: expected a 3D tensor.*" + str(shape).replace("(", r"\(").replace(")", r"\)")):
+        fastlstm.LSTM(4)(np.zeros(shape, "float32"))
+
+
+def test_mask_of_wrong_shape():
+    layer = fastlstm.LSTM(4)
+    with pytest.raises(ValueError, match=r"argument `mask`: expected shape \(batch, timesteps\) = \(2, 5\), got shape \(2, 4\)"):
+        layer(np.zeros((2, 5, 3), "float32"), mask=ops.convert_to_tensor(np.ones((2, 4), bool)))
+
+
+def test_mask_of_wrong_dtype():
+    layer = fastlstm.LSTM(4)
+    with pytest.raises(ValueError, match=r"argument `mask`: expected a boolean.*float32"):
+        layer(np.zeros((2, 5, 3), "float32"), mask=ops.convert_to_tensor(np.ones((2, 5), "float32")))
+
+
+def test_wrong_number_of_initial_states():
+    layer = fastlstm.LSTM(4)
+    x = np.zeros((2, 5, 3), "float32")
+    h = ops.zeros((2, 4))
+    with pytest.raises(ValueError, match=r"argument `initial_state`.*list of 2 tensors \[h, c\].*got 1"):
+        layer(x, initial_state=[h])
+    with pytest.raises(ValueError, match=r"got 3 tensor"):
+        layer(x, initial_state=[h, h, h])
+
+
+def test_initial_state_of_wrong_shape():
+    layer = fastlstm.LSTM(4)
+    with pytest.raises(ValueError, match=r"argument `initial_state`: the c state must have shape \(batch, units\) = \(2, 4\), got \(2, 3\)"):
+        layer(np.zeros((2, 5, 3), "float32"), initial_state=[ops.zeros((2, 4)), ops.zeros((2, 3))])
+
+
+def test_stateful_without_a_fixed_batch_size():
+    import keras
+
+    with pytest.raises(ValueError, match=r"stateful=True with an unknown batch size.*\(None, 5, 3\).*batch_size"):
+        fastlstm.LSTM(4, stateful=True)(keras.Input((5, 3)))
+
+
+def test_unknown_backend_is_named(monkeypatch):
+    from fastlstm import kernels
+
+    with pytest.raises(ValueError, match=r"KERAS_BACKEND='numpy'"):
+        kernels.get("numpy")
+
+
+def test_valid_layer_still_works_after_errors():
+    assert tuple(fastlstm.LSTM(4)(np.zeros((2, 5, 3), "float32")).shape) == (2, 4)
