@@ -1,0 +1,559 @@
+"""fastlstm benchmark: fastlstm.LSTM against keras.layers.LSTM (and torch.nn.LSTM).
+
+    .venv/bin/python bench/run.py            # full run (make bench), ~20 min on 2 cores
+    .venv/bin/python bench/run.py --quick    # smoke test, < 2 min, writes *.tmp files
+
+One subprocess per Keras backend (the backend is fixed per process). In each,
+for every shape and case, the models are built with identical weights and
+timed *interleaved* in one process: fastlstm, keras, [torch.nn], fastlstm,
+keras, ... after warm-up; each number is the median of the repeats.
+
+Models: Input -> [Masking] -> LSTM(units) -> Dense(1).
+Cases:  forward (model.predict_on_batch) and a training step
+        (model.train_on_batch, SGD, MSE on the last output), each unmasked and
+        left-padded (zeros before the data, ~30% of a row on average, varying
+        per row, as keras.utils.pad_sequences makes it; the mask comes from a
+        Masking layer).
+The torch.nn.LSTM reference (PyTorch backend only) uses the same weights
+(weight_ih = kernel.T, weight_hh = recurrent_kernel.T, bias_ih = bias,
+bias_hh = 0) and a torch.nn.Linear head; for left-padded input it rotates
+rows to the front and packs them (pack_padded_sequence), inside the timing.
+
+Results: a table on stdout and, in bench/results/, `<device>.json`,
+`<device>.md` and `<device>.png` (the ratios as bars). `--quick` writes the
+same names with a `.tmp` suffix (ignored by git).
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+
+# name: (batch, time, input, units)
+SHAPES = {
+    "S": (32, 100, 64, 128),
+    "M": (64, 100, 128, 256),
+    "L1": (1, 100, 64, 128),
+    "LONG": (32, 2000, 64, 128),
+}
+QUICK_SHAPES = {
+    "S": (32, 100, 64, 128),
+    "L1": (1, 100, 64, 128),
+}
+# Per shape: (fewest repeats, most repeats, warm-up rounds, seconds to spend
+# per case). Between the fewest and the most, as many repeats as fit in the
+# time budget, judged from the last warm-up round; the median is reported.
+REPEATS = {
+    "S": (7, 21, 2, 12.0),
+    "M": (7, 15, 2, 20.0),
+    "L1": (7, 21, 2, 6.0),
+    "LONG": (3, 7, 1, 45.0),
+}
+QUICK_REPEATS = (3, 3, 1, 0.0)
+CASES = [
+    ("forward", False),
+    ("forward", True),
+    ("train", False),
+    ("train", True),
+]
+
+
+def lstm_flops(shape, mode):
+    """LSTM FLOPs: 2*B*T*4U*(I+U) forward, ~3x that for a training step."""
+    b, t, i, u = shape
+    fwd = 2.0 * b * t * 4 * u * (i + u)
+    return fwd if mode == "forward" else 3.0 * fwd
+
+
+def cpu_model():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def numpy_peak(n=2048, repeats=5):
+    """Measured float32 GEMM rate of this CPU (numpy), in GFLOP/s."""
+    import numpy as np
+
+    a = np.random.rand(n, n).astype(np.float32)
+    b = np.random.rand(n, n).astype(np.float32)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2.0 * n**3 / min(times) / 1e9
+
+
+# --------------------------------------------------------------------------
+# Worker: one backend, in its own process.
+# --------------------------------------------------------------------------
+
+
+def padded_batch(shape, masked, seed):
+    """Inputs, a target and per-row pad lengths, left-padded with zeros."""
+    import numpy as np
+
+    b, t, i, _ = shape
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.1, 1.0, size=(b, t, i)).astype("float32")
+    pads = np.zeros(b, dtype=np.int64)
+    if masked:
+        # 0..60% of each row padded, ~30% on average, at least one valid step.
+        pads = np.minimum(rng.integers(0, int(0.6 * t) + 1, size=b), t - 1)
+        if b == 1:
+            pads[:] = int(0.3 * t)
+        for r, p in enumerate(pads):
+            x[r, :p] = 0.0
+    y = rng.standard_normal((b, 1)).astype("float32")
+    return x, y, pads
+
+
+def build_model(layer_cls, shape, masked):
+    import keras
+
+    _, t, i, u = shape
+    inp = keras.Input((t, i), batch_size=shape[0])
+    h = keras.layers.Masking(0.0)(inp) if masked else inp
+    h = layer_cls(u)(h)
+    out = keras.layers.Dense(1)(h)
+    model = keras.Model(inp, out)
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    return model
+
+
+def lstm_of(model):
+    import keras
+
+    return [l for l in model.layers if isinstance(l, keras.layers.LSTM)][0]
+
+
+class TorchReference:
+    """torch.nn.LSTM + nn.Linear with a Keras model's weights."""
+
+    def __init__(self, keras_model, shape, masked, x, y, pads, device):
+        import torch
+
+        self.torch = torch
+        _, t, i, u = shape
+        self.dev = torch.device(device)
+        lstm = torch.nn.LSTM(i, u, batch_first=True).to(self.dev)
+        dense = torch.nn.Linear(u, 1).to(self.dev)
+        layer = lstm_of(keras_model)
+        k, rk, bias = [w for w in layer.get_weights()]
+        dk, db = keras_model.layers[-1].get_weights()
+        with torch.no_grad():
+            lstm.weight_ih_l0.copy_(torch.from_numpy(k.T.copy()))
+            lstm.weight_hh_l0.copy_(torch.from_numpy(rk.T.copy()))
+            lstm.bias_ih_l0.copy_(torch.from_numpy(bias))
+            lstm.bias_hh_l0.zero_()
+            dense.weight.copy_(torch.from_numpy(dk.T.copy()))
+            dense.bias.copy_(torch.from_numpy(db))
+        self.lstm, self.dense = lstm, dense
+        self.params = list(lstm.parameters()) + list(dense.parameters())
+        self.opt = torch.optim.SGD(self.params, lr=1e-3)
+        self.loss = torch.nn.MSELoss()
+        self.x = torch.from_numpy(x).to(self.dev)
+        self.y = torch.from_numpy(y).to(self.dev)
+        self.masked = masked
+        if masked:
+            lengths = torch.from_numpy(t - pads)
+            starts = torch.from_numpy(pads)
+            self.lengths = lengths
+            self.index = (
+                ((torch.arange(t)[None, :] + starts[:, None]) % t)
+                .to(self.dev)[..., None]
+                .expand(-1, -1, i)
+            )
+
+    def _forward(self):
+        torch = self.torch
+        if not self.masked:
+            _, (h, _) = self.lstm(self.x)
+        else:
+            # Left-padded rows, rotated to the front, then packed.
+            xr = torch.gather(self.x, 1, self.index)
+            packed = torch.nn.utils.rnn.pack_padded_sequence(
+                xr, self.lengths, batch_first=True, enforce_sorted=False
+            )
+            _, (h, _) = self.lstm(packed)
+        return self.dense(h[0])
+
+    def _sync(self):
+        if self.dev.type == "cuda":
+            self.torch.cuda.synchronize()
+
+    def forward(self):
+        with self.torch.inference_mode():
+            out = self._forward()
+        self._sync()
+        return out
+
+    def train(self):
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss(self._forward(), self.y)
+        loss.backward()
+        self.opt.step()
+        self._sync()
+        return loss
+
+
+def backend_device(backend):
+    if backend == "torch":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if backend == "jax":
+        import jax
+
+        return "gpu" if jax.default_backend() == "gpu" else "cpu"
+    import tensorflow as tf
+
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+def device_peak(backend):
+    """float32 GEMM rate of the GPU through the backend, in GFLOP/s."""
+    n, repeats = 8192, 10
+    if backend == "torch":
+        import torch
+
+        a = torch.rand(n, n, device="cuda")
+        b = torch.rand(n, n, device="cuda")
+        (a @ b)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        torch.cuda.synchronize()
+        return 2.0 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda a: jnp.matmul(a, a, precision="highest"))
+    f(a).block_until_ready()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        r = f(a)
+    r.block_until_ready()
+    return 2.0 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def time_interleaved(fns, policy):
+    """Median seconds per call of each function, timed round-robin."""
+    fewest, most, warmup, budget = policy
+    for _ in range(warmup):
+        t0 = time.perf_counter()
+        for fn in fns.values():
+            fn()
+        round_s = time.perf_counter() - t0
+    repeats = max(fewest, min(most, int(budget / max(round_s, 1e-9))))
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}, times
+
+
+def worker(backend, quick, out_path, only=None):
+    os.environ["KERAS_BACKEND"] = backend
+    import keras
+    import numpy as np
+
+    import fastlstm
+
+    assert keras.config.backend() == backend
+    device = backend_device(backend)
+    shapes = QUICK_SHAPES if quick else SHAPES
+    if only:
+        shapes = {k: v for k, v in SHAPES.items() if k in only}
+    records = []
+    peak = None
+    if device == "gpu":
+        peak = device_peak(backend)
+        print(f"[{backend}] GPU float32 GEMM peak {peak:.0f} GFLOP/s", flush=True)
+    for shape_name, shape in shapes.items():
+        policy = QUICK_REPEATS if quick else REPEATS[shape_name]
+        for masked in (False, True):
+            x, y, pads = padded_batch(shape, masked, seed=1)
+            keras.utils.set_random_seed(0)
+            km = build_model(keras.layers.LSTM, shape, masked)
+            fm = build_model(fastlstm.LSTM, shape, masked)
+            fm.set_weights(km.get_weights())
+            mask = (x != 0).any(-1) if masked else None
+            # Equal numbers first: a benchmark of wrong results is worthless.
+            diff = float(
+                np.abs(
+                    np.asarray(fm.predict_on_batch(x)) - np.asarray(km.predict_on_batch(x))
+                ).max()
+            )
+            ref = None
+            if backend == "torch":
+                ref = TorchReference(
+                    km, shape, masked, x, y, pads, "cuda" if device == "gpu" else "cpu"
+                )
+                diff_t = float(
+                    np.abs(
+                        ref.forward().cpu().numpy() - np.asarray(km.predict_on_batch(x))
+                    ).max()
+                )
+            for mode, training in (("forward", False), ("train", True)):
+                plan = fastlstm.plan(lstm_of(fm), x, mask=mask, training=training)
+                if mode == "forward":
+                    fns = {
+                        "fastlstm": lambda: fm.predict_on_batch(x),
+                        "keras": lambda: km.predict_on_batch(x),
+                    }
+                    if ref is not None:
+                        fns["torch.nn"] = ref.forward
+                else:
+                    fns = {
+                        "fastlstm": lambda: fm.train_on_batch(x, y),
+                        "keras": lambda: km.train_on_batch(x, y),
+                    }
+                    if ref is not None:
+                        fns["torch.nn"] = ref.train
+                try:
+                    med, raw = time_interleaved(fns, policy)
+                except Exception as e:  # report, and go on with the next case
+                    msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
+                    print(f"[{backend}] {shape_name} {mode} masked={masked} FAILED: {msg}",
+                          flush=True)
+                    records.append({
+                        "backend": backend, "device": device, "shape": shape_name,
+                        "dims": dict(zip(("batch", "time", "input", "units"), shape)),
+                        "mode": mode, "masked": masked, "kernel": plan.kernel,
+                        "error": msg,
+                    })
+                    continue
+                flops = lstm_flops(shape, mode)
+                rec = {
+                    "backend": backend,
+                    "device": device,
+                    "shape": shape_name,
+                    "dims": dict(zip(("batch", "time", "input", "units"), shape)),
+                    "mode": mode,
+                    "masked": masked,
+                    "kernel": plan.kernel,
+                    "repeats": len(raw["fastlstm"]),
+                    "ms": {k: v * 1e3 for k, v in med.items()},
+                    "raw_ms": {k: [t * 1e3 for t in v] for k, v in raw.items()},
+                    "gflops": {k: flops / v / 1e9 for k, v in med.items()},
+                    "ratio_keras": med["fastlstm"] / med["keras"],
+                    "max_abs_diff_vs_keras": diff,
+                }
+                if ref is not None:
+                    rec["ratio_torch"] = med["fastlstm"] / med["torch.nn"]
+                    rec["max_abs_diff_torch_vs_keras"] = diff_t
+                records.append(rec)
+                extra = (
+                    f" torch.nn {rec['ms']['torch.nn']:8.2f} ms ratio {rec['ratio_torch']:.2f}"
+                    if ref is not None
+                    else ""
+                )
+                print(
+                    f"[{backend}] {shape_name:4s} {mode:7s} "
+                    f"{'left-padded' if masked else 'unmasked':11s} "
+                    f"fastlstm {rec['ms']['fastlstm']:8.2f} ms  keras "
+                    f"{rec['ms']['keras']:8.2f} ms  ratio {rec['ratio_keras']:.2f}"
+                    f"{extra}  [{plan.kernel}]",
+                    flush=True,
+                )
+            del km, fm, ref
+            keras.backend.clear_session()
+    versions = {"keras": keras.__version__}
+    mod = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
+    versions[mod] = __import__(mod).__version__
+    with open(out_path, "w") as f:
+        json.dump(
+            {"backend": backend, "device": device, "peak_gflops": peak,
+             "versions": versions, "records": records},
+            f,
+        )
+
+
+# --------------------------------------------------------------------------
+# Driver.
+# --------------------------------------------------------------------------
+
+
+def available_backends():
+    found = []
+    for backend, module in (("tensorflow", "tensorflow"), ("jax", "jax"), ("torch", "torch")):
+        if importlib.util.find_spec(module) is None:
+            print(f"skipping {backend}: {module} is not installed", flush=True)
+        else:
+            found.append(backend)
+    return found
+
+
+def fmt_table(records, peak_cpu):
+    lines = [
+        "| backend | shape (B,T,I,U) | case | mask | kernel | fastlstm ms | keras ms | torch.nn ms | fastlstm/keras | fastlstm/torch.nn | fastlstm GFLOP/s (% peak) | keras GFLOP/s |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        d = r["dims"]
+        if "error" in r:
+            lines.append(
+                f"| {r['backend']} | {r['shape']} | {r['mode']} | "
+                f"{'left-padded' if r['masked'] else 'none'} | {r['kernel']} | "
+                f"failed: {r['error'][:80]} | | | | | | |"
+            )
+            continue
+        dims = f"{r['shape']} ({d['batch']},{d['time']},{d['input']},{d['units']})"
+        peak = r.get("peak_gflops") or peak_cpu
+        g = r["gflops"]["fastlstm"]
+        torch_ms = f"{r['ms']['torch.nn']:.2f}" if "torch.nn" in r["ms"] else "-"
+        torch_ratio = f"{r['ratio_torch']:.2f}" if "ratio_torch" in r else "-"
+        lines.append(
+            f"| {r['backend']} | {dims} | {r['mode']} | "
+            f"{'left-padded' if r['masked'] else 'none'} | {r['kernel']} | "
+            f"{r['ms']['fastlstm']:.2f} | {r['ms']['keras']:.2f} | {torch_ms} | "
+            f"**{r['ratio_keras']:.2f}** | {torch_ratio} | "
+            f"{g:.1f} ({100 * g / peak:.0f}%) | {r['gflops']['keras']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(records, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in records if "error" not in r]
+    labels = [
+        f"{r['backend'][:5]} {r['shape']} {r['mode'][:5]}{' pad' if r['masked'] else ''}"
+        for r in records
+    ]
+    ratios = [r["ratio_keras"] for r in records]
+    colors = {"tensorflow": "#ff8f00", "jax": "#5e97f6", "torch": "#ee4c2c"}
+    fig, ax = plt.subplots(figsize=(max(8, 0.42 * len(records)), 5))
+    xs = range(len(records))
+    ax.bar(xs, ratios, color=[colors[r["backend"]] for r in records], label="fastlstm / keras")
+    torch_x = [i for i, r in enumerate(records) if "ratio_torch" in r]
+    if torch_x:
+        ax.scatter(
+            torch_x, [records[i]["ratio_torch"] for i in torch_x], marker="_", s=200,
+            color="black", zorder=3, label="fastlstm / torch.nn.LSTM",
+        )
+    ax.axhline(1.0, color="grey", lw=1)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, rotation=75, ha="right", fontsize=7)
+    ax.set_ylabel("time ratio (lower is faster)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="reduced smoke-test set")
+    ap.add_argument("--backends", default=None, help="comma-separated subset")
+    ap.add_argument("--shapes", default=None, help="comma-separated subset of S,M,L1,LONG")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    only = args.shapes.split(",") if args.shapes else None
+
+    if args.worker:
+        worker(args.worker, args.quick, args.out, only)
+        return
+
+    os.makedirs(RESULTS, exist_ok=True)
+    backends = available_backends()
+    if args.backends:
+        backends = [b for b in backends if b in args.backends.split(",")]
+    peak_cpu = numpy_peak()
+    model = cpu_model()
+    cores = os.cpu_count()
+    print(f"CPU: {model}, {cores} cores; numpy float32 GEMM peak {peak_cpu:.1f} GFLOP/s", flush=True)
+
+    started = time.time()
+    records, meta = [], {}
+    for backend in backends:
+        tmp = os.path.join(RESULTS, f"worker-{backend}.json.tmp")
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", backend, "--out", tmp]
+        if args.quick:
+            cmd.append("--quick")
+        if args.shapes:
+            cmd += ["--shapes", args.shapes]
+        t0 = time.time()
+        proc = subprocess.run(cmd, env=env)
+        if proc.returncode != 0:
+            print(f"[{backend}] worker failed with exit status {proc.returncode}", flush=True)
+            continue
+        with open(tmp) as f:
+            res = json.load(f)
+        for r in res["records"]:
+            r["peak_gflops"] = res["peak_gflops"]
+        records += res["records"]
+        meta[backend] = {
+            "device": res["device"], "versions": res["versions"],
+            "peak_gflops": res["peak_gflops"], "seconds": round(time.time() - t0, 1),
+        }
+    if not records:
+        sys.exit("no backend produced results")
+
+    device = "gpu" if any(r["device"] == "gpu" for r in records) else "cpu"
+    suffix = ".tmp" if args.quick or only else ""
+    stem = os.path.join(RESULTS, device)
+    table = fmt_table(records, peak_cpu)
+    header = (
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {model} "
+        f"({cores} cores), Python {platform.python_version()}; "
+        + "; ".join(
+            f"{b}: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+            for b, m in meta.items()
+        )
+        + f". CPU float32 GEMM peak (numpy, 2048^2): {peak_cpu:.1f} GFLOP/s."
+        + "".join(
+            f" {b} GPU float32 GEMM peak: {m['peak_gflops']:.0f} GFLOP/s."
+            for b, m in meta.items() if m["peak_gflops"]
+        )
+        + f" Median of interleaved repeats{' (--quick)' if args.quick else ''}."
+    )
+    print()
+    print(header)
+    print()
+    print(table)
+    summary = {
+        "machine": {"cpu": model, "cores": cores, "python": platform.python_version()},
+        "cpu_peak_gflops": peak_cpu,
+        "quick": args.quick,
+        "backends": meta,
+        "seconds": round(time.time() - started, 1),
+        "records": records,
+    }
+    with open(stem + ".json" + suffix, "w") as f:
+        json.dump(summary, f, indent=1)
+    with open(stem + ".md" + suffix, "w") as f:
+        f.write(header + "\n\n" + table + "\n")
+    plot(records, stem + ".png" + suffix, f"fastlstm / baseline time ratio, {device} ({model})")
+    print(f"\nwrote {stem}.json{suffix}, {stem}.md{suffix}, {stem}.png{suffix} "
+          f"in {summary['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
