@@ -168,7 +168,16 @@ class LSTM(keras.layers.LSTM):
             mask = None if mask is None else ops.flip(mask, axis=1)
 
         def loop():
-            xp = _sequence.project(x, kernel, bias, dropout_mask)
+            extra = {}
+            if getattr(module, "PROJECT_IN_LOOP", False) and not isinstance(
+                dropout_mask, (list, tuple)
+            ):
+                # The kernel multiplies each step's input inside the loop
+                # (faster there than one large product up front).
+                xp = x if dropout_mask is None else x * ops.expand_dims(dropout_mask, 1)
+                extra["input_kernel"] = (kernel, bias)
+            else:
+                xp = _sequence.project(x, kernel, bias, dropout_mask)
             return module.recurrence(
                 xp,
                 h0,
@@ -181,6 +190,7 @@ class LSTM(keras.layers.LSTM):
                 return_sequences=self.return_sequences,
                 unroll=plan.kernel == "unrolled",
                 rec_masks=rec_dropout_mask,
+                **extra,
             )
 
         def fused():
