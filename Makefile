@@ -83,8 +83,9 @@ check-r:
 	  cat check.log | tail -n 25; \
 	  grep -q '^Status: OK' check.log || { echo "R CMD check is not clean"; exit 1; }
 
+# Outputs (the .keras file, the PNG) go to demo/output/, which git ignores.
 demo: install
-	@Rscript demo/forecast.R
+	@FASTLSTM_DEMO_OUT=$(ROOT)/demo/output Rscript demo/forecast.R
 
 demo-python: install
 	@$(PY) -m fastlstm.demo
