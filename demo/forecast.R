@@ -68,9 +68,12 @@ make_windows <- function(targets) {
 }
 train <- make_windows((window + 1):split)
 test <- make_windows((split + 1):length(series))
-cat(sprintf("%d training windows (%.0f-%.0f), %d test windows (%.0f-%.0f)\n",
-            length(train$y), months[window + 1], months[split],
-            length(test$y), months[split + 1], months[length(series)]))
+month_name <- function(i) {
+  paste(month.abb[cycle(datasets::sunspot.month)[i]], floor(months[i]))
+}
+cat(sprintf("%d training windows (%s to %s), %d test windows (%s to %s)\n",
+            length(train$y), month_name(window + 1), month_name(split),
+            length(test$y), month_name(split + 1), month_name(length(series))))
 
 model <- keras_model_sequential(input_shape = c(window, 1)) |>
   layer_lstm(32) |>
@@ -163,8 +166,8 @@ par(mar = c(4, 4, 3, 1))
 plot(test_months, observed, type = "l", col = "grey60",
      ylim = c(0, 1.3 * max(observed)), xlab = "Year",
      ylab = "Monthly mean sunspot number", las = 1,
-     main = sprintf("Next month's sunspot number, held-out years %d-%d",
-                    floor(min(test_months)), floor(max(test_months))))
+     main = sprintf("Next month's sunspot number, held-out %s to %s",
+                    month_name(split + 1), month_name(length(series))))
 lines(test_months, forecast, col = "firebrick", lwd = 1.5)
 legend("topleft", bty = "n", lwd = c(1, 1.5), col = c("grey60", "firebrick"),
        legend = c("Observed",
