@@ -1,7 +1,11 @@
 # Skips only where Python with keras and fastlstm is truly absent (a machine
-# without the Python side); with `make test` everything runs.
+# without the Python side); with `make test` everything runs, and in CI
+# (CI=true) a missing Python side is an error, never a silent skip.
 skip_if_no_fastlstm <- function() {
   if (!fastlstm_available()) {
+    if (nzchar(Sys.getenv("CI"))) {
+      stop("CI is set but Python with keras and fastlstm is not available")
+    }
     testthat::skip("Python with keras and fastlstm is not available")
   }
 }
