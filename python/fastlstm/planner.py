@@ -70,8 +70,8 @@ class Plan:
         lines.append(f"  => {self.why}")
         return "\n".join(lines)
 
-    def __repr__(self):
-        return f"<Plan kernel={self.kernel!r} backend={self.backend!r} device={self.device!r}>"
+    # The plan is for reading: the REPL (and R's print) show it whole.
+    __repr__ = __str__
 
 
 def activation_name(fn):

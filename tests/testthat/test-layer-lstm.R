@@ -156,3 +156,20 @@ test_that("lstm_plan() shows fastlstm.plan", {
     TRUE
   )
 })
+
+test_that("get_weights() and set_weights() move weights between layers", {
+  skip_if_no_fastlstm()
+  input <- random_uniform(c(2, 5, 3))
+  a <- layer_lstm(units = 4)
+  b <- layer_lstm(units = 4)
+  invisible(input |> a())
+  invisible(input |> b())
+  w <- get_weights(a)
+  expect_equal(lapply(w, dim), list(c(3L, 16L), c(4L, 16L), NULL))
+  expect_length(w[[3]], 16)
+  expect_equal(w[[3]][5:8], rep(1, 4))  # unit_forget_bias
+  expect_identical(set_weights(b, w), b)
+  expect_equal(as.array(input |> b()), as.array(input |> a()), tolerance = 1e-6)
+  expect_error(set_weights(b, "x"), "`weights` must be a list")
+  expect_error(get_weights(42), "`object` must be a layer or model")
+})
