@@ -199,19 +199,26 @@ class LSTM(keras.layers.LSTM):
                 module, x_in, h0, c0, kernel, recurrent_kernel, bias, mask, plan.mask
             )
 
+        def tensors(kernel_fn):
+            # Both branches of a cond must return tensors of one structure.
+            last, outputs, h, c = kernel_fn()
+            if outputs is None:
+                outputs = ops.expand_dims(last, 1)
+            return last, outputs, h, c
+
         if plan.kernel not in ("cudnn", "native") or isinstance(
             dropout_mask, (list, tuple)
         ):
-            last, outputs, h, c = loop()
+            last, outputs, h, c = tensors(loop)
         elif plan.mask == _sequence.RUNTIME:
             # A traced mask: the layout is known inside the graph only.
             last, outputs, h, c = ops.cond(
-                _sequence.is_contiguous(mask), fused, lambda: tuple(loop())
+                _sequence.is_contiguous(mask),
+                lambda: tensors(fused),
+                lambda: tensors(loop),
             )
         else:
-            last, outputs, h, c = fused()
-        if outputs is None:
-            outputs = ops.expand_dims(last, 1)
+            last, outputs, h, c = tensors(fused)
         return last, outputs, [h, c]
 
     def _fused(self, module, x, h0, c0, kernel, recurrent_kernel, bias, mask, layout):
