@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from keras import activations, ops
 
+import fastlstm
 from fastlstm import _sequence, kernels
 from helpers import build_pair, forward, make_mask, pair, to_numpy
 
@@ -83,3 +84,52 @@ def test_rotation_round_trip():
     assert bool(to_numpy(_sequence.is_contiguous(ops.convert_to_tensor(mask))))
     holes = make_mask("holes", B, T)
     assert not bool(to_numpy(_sequence.is_contiguous(ops.convert_to_tensor(holes))))
+
+
+def loop_standing_in_for_fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
+    """The fused kernel's contract (front-aligned rows, outputs past a row's
+    length are zeros), computed by the loop kernel: lets the cuDNN path's
+    plumbing run on a CPU. It proves the plumbing, not cuDNN."""
+    xp = _sequence.project(x, kernel, bias, None)
+    mask = None
+    if lengths is not None:
+        mask = ops.arange(ops.shape(x)[1], dtype="int32")[None, :] < lengths[:, None]
+    _, y, h, c = MODULE.recurrence(
+        xp, h0, c0, recurrent_kernel, mask,
+        activation=activations.tanh, recurrent_activation=activations.sigmoid,
+        zero_output_for_mask=True, return_sequences=True, unroll=False,
+    )
+    return y, h, c
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_cudnn_path_plumbing_in_a_compiled_model(monkeypatch, go_backwards):
+    """Inside fit/predict the mask is traced: the layer picks cuDNN or the
+    loop with a cond in the graph. Left-padded rows take the fused branch."""
+    import keras
+
+    monkeypatch.setattr(MODULE, "device", lambda: "gpu")
+    monkeypatch.setattr(MODULE, "fused", loop_standing_in_for_fused)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((B, T, F)).astype("float32")
+    mask = make_mask("left", B, T, seed=4)
+    x[~mask] = 0.0
+    layer, ref = pair(U, return_sequences=True, go_backwards=go_backwards)
+    models = []
+    for lstm in (layer, ref):
+        inp = keras.Input((T, F))
+        models.append(keras.Model(inp, lstm(keras.layers.Masking(0.0)(inp))))
+    models[1].set_weights(models[0].get_weights())
+    assert fastlstm.plan(layer, x, mask=mask).kernel == "cudnn"
+    np.testing.assert_allclose(
+        to_numpy(models[0].predict(x, verbose=0)),
+        to_numpy(models[1].predict(x, verbose=0)),
+        atol=2e-5,
+    )
+    holes = make_mask("holes", B, T)
+    x_holes = np.where(holes[..., None], x + 1.0, 0.0).astype("float32")
+    np.testing.assert_allclose(
+        to_numpy(models[0].predict(x_holes, verbose=0)),
+        to_numpy(models[1].predict(x_holes, verbose=0)),
+        atol=2e-5,
+    )
