@@ -1,5 +1,7 @@
 """JAX kernels: a lax.scan recurrence and cuDNN through jax.experimental.rnn."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from keras import activations
@@ -70,6 +72,17 @@ def recurrence(
     repeats the previous output (zeros if `zero_output_for_mask`).
     """
     act, ract = _native(activation), _native(recurrent_activation)
+    if (
+        input_kernel is not None
+        and act is jnp.tanh
+        and ract is jax.nn.sigmoid
+        and rec_masks is None
+        and not unroll
+    ):
+        return _standard_recurrence(
+            xp, h0, c0, input_kernel[0], recurrent_kernel, input_kernel[1], mask,
+            zero_output_for_mask, return_sequences,
+        )
     xs = jnp.swapaxes(xp, 0, 1)
     zeros = jnp.zeros_like(h0)
 
@@ -111,6 +124,136 @@ def recurrence(
         return last, None, h, c
     (h, c, last), outs = jax.lax.scan(body, (h0, c0, zeros), (xs, masks))
     return last, jnp.swapaxes(outs, 0, 1), h, c
+
+
+# The standard LSTM (tanh/sigmoid), with its gradient written out.
+#
+# Gate columns are reordered i, f, c, o -> i, f, o, c so that one sigmoid and
+# one tanh cover a step. The forward scan keeps each step's activated gates
+# and carried state; the backward scan computes only the gate gradients dZ
+# (one product with the recurrent kernel per step) where autodiff of the scan
+# would also accumulate both weight gradients step by step; the weight
+# gradients are then one large product each over all steps.
+
+
+def _to_ifoc(w):
+    i, f, c, o = jnp.split(w, 4, axis=-1)
+    return jnp.concatenate([i, f, o, c], axis=-1)
+
+
+def _standard_recurrence(
+    x, h0, c0, kernel, recurrent_kernel, bias, mask, zero_output_for_mask,
+    return_sequences,
+):
+    xs = jnp.swapaxes(x, 0, 1)
+    w, r = _to_ifoc(kernel), _to_ifoc(recurrent_kernel)
+    b = jnp.zeros(w.shape[-1], w.dtype) if bias is None else _to_ifoc(bias)
+    masked = mask is not None
+    masks = (
+        jnp.swapaxes(jnp.asarray(mask, xs.dtype), 0, 1)[..., None]
+        if masked
+        else jnp.zeros((0,), xs.dtype)
+    )
+    run = _standard(bool(zero_output_for_mask), bool(return_sequences), masked)
+    last, outs, h, c = run(xs, h0, c0, w, r, b, masks)
+    return last, (jnp.swapaxes(outs, 0, 1) if return_sequences else None), h, c
+
+
+@functools.lru_cache(maxsize=None)
+def _standard(zero_output_for_mask, return_sequences, masked):
+    def scan_forward(xs, h0, c0, w, r, b, masks, save):
+        units = h0.shape[-1]
+        zeros = jnp.zeros_like(h0)
+
+        def step(carry, inputs):
+            h, c, prev = carry
+            x_t, m_t = inputs
+            z = x_t @ w + h @ r + b
+            s = jax.nn.sigmoid(z[:, : 3 * units])
+            g = jnp.tanh(z[:, 3 * units :])
+            i, f, o = jnp.split(s, 3, axis=1)
+            c_new = f * c + i * g
+            h_new = o * jnp.tanh(c_new)
+            if masked:
+                m = m_t > 0.5
+                out = jnp.where(m, h_new, zeros if zero_output_for_mask else prev)
+                h_new = jnp.where(m, h_new, h)
+                c_new = jnp.where(m, c_new, c)
+            else:
+                out = h_new
+            saved = (jnp.concatenate([s, g], axis=1), h_new, c_new) if save else ()
+            return (h_new, c_new, out), (out if return_sequences else None, saved)
+
+        (h, c, last), (outs, saved) = jax.lax.scan(
+            step, (h0, c0, zeros), (xs, masks if masked else None)
+        )
+        if not return_sequences:
+            outs = jnp.zeros((0,), xs.dtype)
+        return (last, outs, h, c), saved
+
+    @jax.custom_vjp
+    def run(xs, h0, c0, w, r, b, masks):
+        return scan_forward(xs, h0, c0, w, r, b, masks, save=False)[0]
+
+    def run_fwd(xs, h0, c0, w, r, b, masks):
+        result, (acts, hs, cs) = scan_forward(xs, h0, c0, w, r, b, masks, save=True)
+        return result, (xs, h0, c0, w, r, masks, acts, hs, cs)
+
+    def run_bwd(residuals, cotangents):
+        xs, h0, c0, w, r, masks, acts, hs, cs = residuals
+        d_last, d_outs, d_h, d_c = cotangents
+        units = h0.shape[-1]
+        c_prev_all = jnp.concatenate([c0[None], cs[:-1]], axis=0)
+
+        def step(carry, inputs):
+            dh, dc, dprev = carry
+            a, c_prev, m, d_out_t = inputs
+            d_out = dprev + d_out_t if return_sequences else dprev
+            s, g = a[:, : 3 * units], a[:, 3 * units :]
+            i, f, o = jnp.split(s, 3, axis=1)
+            tc = jnp.tanh(f * c_prev + i * g)
+            if masked:
+                dhn = m * (dh + d_out)
+                dcn = m * dc
+            else:
+                dhn = dh + d_out
+                dcn = dc
+            dcn = dcn + dhn * o * (1.0 - tc * tc)
+            ds = jnp.concatenate([dcn * g, dcn * c_prev, dhn * tc], axis=1) * (s * (1.0 - s))
+            dz = jnp.concatenate([ds, dcn * i * (1.0 - g * g)], axis=1)
+            dh_prev = dz @ r.T
+            dc_prev = dcn * f
+            if masked:
+                keep = 1.0 - m
+                dh_prev = dh_prev + keep * dh
+                dc_prev = dc_prev + keep * dc
+                dprev = jnp.zeros_like(dprev) if zero_output_for_mask else keep * d_out
+            else:
+                dprev = jnp.zeros_like(dprev)
+            return (dh_prev, dc_prev, dprev), dz
+
+        (dh0, dc0, _), dz = jax.lax.scan(
+            step,
+            (d_h, d_c, d_last),
+            (
+                acts,
+                c_prev_all,
+                masks if masked else None,
+                d_outs if return_sequences else None,
+            ),
+            reverse=True,
+        )
+        # The weight work: a few large products over all steps.
+        dz2 = dz.reshape(-1, dz.shape[-1])
+        h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0).reshape(-1, units)
+        dw = xs.reshape(-1, xs.shape[-1]).T @ dz2
+        dr = h_prev.T @ dz2
+        db = dz2.sum(axis=0)
+        dxs = (dz2 @ w.T).reshape(xs.shape)
+        return dxs, dh0, dc0, dw, dr, db, jnp.zeros_like(masks)
+
+    run.defvjp(run_fwd, run_bwd)
+    return run
 
 
 def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths):

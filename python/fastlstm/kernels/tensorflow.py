@@ -52,38 +52,41 @@ def _recording():
         return True
 
 
-def recurrence(xp, h0, c0, recurrent_kernel, mask, *, rec_masks=None, **options):
-    """Runs the LSTM recurrence over `xp = x @ kernel + bias`.
+# On a CPU, TensorFlow runs a while_loop op by op, and the op overhead, not
+# the arithmetic, bounds an LSTM step at these sizes; a large input product
+# hoisted out of the loop does not pay for itself. So the standard LSTM
+# (tanh/sigmoid) multiplies each step's input inside the loop, and the loop
+# is compiled by XLA, which fuses each step's gate arithmetic.
+PROJECT_IN_LOOP = True
+USE_XLA = True
 
-    `xp` is `(batch, time, 4 * units)`, already in processing order; `mask`
-    is `(batch, time)` or None. Returns `(last_output, outputs, h, c)` with
-    Keras's generic semantics: a masked step carries the state over and
-    repeats the previous output (zeros if `zero_output_for_mask`).
+
+def recurrence(
+    xp, h0, c0, recurrent_kernel, mask, *, rec_masks=None, input_kernel=None, **options
+):
+    """Runs the LSTM recurrence.
+
+    `xp` is `x @ kernel + bias`, `(batch, time, 4 * units)`, or, with
+    `input_kernel=(kernel, bias)`, the inputs `x` themselves; either in
+    processing order. `mask` is `(batch, time)` or None. Returns
+    `(last_output, outputs, h, c)` with Keras's generic semantics: a masked
+    step carries the state over and repeats the previous output (zeros if
+    `zero_output_for_mask`).
     """
     act, ract = _native(options["activation"]), _native(options["recurrent_activation"])
     standard = act is tf.tanh and ract is tf.sigmoid and rec_masks is None
-    if standard and not options["unroll"]:
-        grad = _recording()
-        if tf.executing_eagerly():
-            key = ("fast", grad, options["zero_output_for_mask"],
-                   options["return_sequences"], mask is None)
-            if key not in _compiled:
-                _compiled[key] = tf.function(
-                    functools.partial(
-                        _fast_recurrence,
-                        zero_output_for_mask=options["zero_output_for_mask"],
-                        return_sequences=options["return_sequences"],
-                        custom_grad=grad,
-                    ),
-                    reduce_retracing=True,
-                )
-            return _compiled[key](xp, h0, c0, recurrent_kernel, mask)
-        return _fast_recurrence(
-            xp, h0, c0, recurrent_kernel, mask,
+    if input_kernel is not None and standard and not options["unroll"]:
+        kernel, bias = input_kernel
+        return _standard_recurrence(
+            xp, h0, c0, kernel, recurrent_kernel, bias, mask,
             zero_output_for_mask=options["zero_output_for_mask"],
             return_sequences=options["return_sequences"],
-            custom_grad=grad,
         )
+    if input_kernel is not None:
+        kernel, bias = input_kernel
+        xp = tf.matmul(xp, kernel)
+        if bias is not None:
+            xp = xp + bias
     if tf.executing_eagerly() and not options["unroll"]:
         # An eager while_loop runs op by op from Python; a traced graph, one
         # per configuration, runs the whole loop in C++.
@@ -99,8 +102,6 @@ def recurrence(xp, h0, c0, recurrent_kernel, mask, *, rec_masks=None, **options)
 
 
 _compiled = {}
-# Lets steps overlap the reads and writes that do not wait on the carry.
-_PARALLEL = 32
 
 
 def _recurrence(
@@ -172,87 +173,80 @@ def _recurrence(
     return last, outputs, h, c
 
 
+# The standard LSTM, with its gradient written out.
+#
+# Gate columns are reordered i, f, c, o -> i, f, o, c so that one sigmoid and
+# one tanh cover a step. The forward loop keeps each step's activated gates
+# and carried state; the backward loop computes only the gate gradients dZ;
+# every weight gradient is then one large product over all steps (dW = X^T dZ,
+# dR = H_prev^T dZ), and dX = dZ W^T. The gradients with respect to the
+# reordered weights flow back through the reordering by autodiff.
+
 
 def _to_ifoc(w):
-    """Gate columns i, f, c, o -> i, f, o, c: the sigmoid gates side by side."""
     i, f, c, o = tf.split(w, 4, axis=-1)
     return tf.concat([i, f, o, c], axis=-1)
 
 
-def _from_ifoc(w):
-    i, f, o, c = tf.split(w, 4, axis=-1)
-    return tf.concat([i, f, c, o], axis=-1)
-
-
-def _fast_recurrence(
-    xp, h0, c0, recurrent_kernel, mask, *, zero_output_for_mask,
-    return_sequences, custom_grad,
+def _standard_recurrence(
+    x, h0, c0, kernel, recurrent_kernel, bias, mask, *, zero_output_for_mask,
+    return_sequences,
 ):
-    """tanh/sigmoid recurrence with few ops per step and a custom gradient.
-
-    The gates are reordered to i, f, o, c so that one sigmoid and one tanh
-    cover them. With `custom_grad` (a tape is recording), the forward loop
-    keeps the activations and a hand-written backward loop computes only the
-    gate gradients dZ, step by step; the recurrent kernel's gradient is then
-    one matrix product H_prev^T @ dZ over all steps, and dxp is dZ itself.
-    """
-    xs = _to_ifoc(tf.transpose(xp, [1, 0, 2]))
-    rk = _to_ifoc(recurrent_kernel)
+    xs = tf.transpose(x, [1, 0, 2])
+    w = _to_ifoc(kernel)
+    r = _to_ifoc(recurrent_kernel)
+    b = tf.zeros_like(w[0]) if bias is None else _to_ifoc(bias)
     masks = None
     if mask is not None:
-        masks = tf.expand_dims(tf.transpose(tf.cast(mask, xp.dtype)), -1)
-    run = _make_fast(zero_output_for_mask, return_sequences, masks is not None, custom_grad)
-    args = (xs, h0, c0, rk) + (() if masks is None else (masks,))
-    res = run(*args)
-    if return_sequences:
-        last, outs, h, c = res
-        return last, tf.transpose(outs, [1, 0, 2]), h, c
-    last, h, c = res
-    return last, None, h, c
+        masks = tf.expand_dims(tf.transpose(tf.cast(mask, x.dtype)), -1)
+    flags = (zero_output_for_mask, return_sequences, masks is not None)
+    grad = _recording()
+    run = _with_gradient(*flags) if grad else _loops(*flags)[0]
+    last, outs, h, c = run(xs, h0, c0, w, r, b, *(() if masks is None else (masks,)))
+    outputs = tf.transpose(outs, [1, 0, 2]) if return_sequences else None
+    return last, outputs, h, c
 
 
-def _make_fast(zero_output_for_mask, return_sequences, masked, custom_grad):
-    def forward(xs, h0, c0, rk, masks, save):
+@functools.lru_cache(maxsize=None)
+def _loops(zero_output_for_mask, return_sequences, masked):
+    """The forward and backward loops for one configuration, compiled."""
+
+    def forward(xs, h0, c0, w, r, b, masks=None, save=False):
         steps = tf.shape(xs)[0]
         units = tf.shape(h0)[-1]
         dtype = xs.dtype
         zeros = tf.zeros_like(h0)
-        ta = lambda: tf.TensorArray(dtype, size=steps, element_shape=h0.shape)
+        state = lambda: tf.TensorArray(dtype, size=steps, element_shape=h0.shape)
         tas = {}
         if return_sequences:
-            tas["out"] = ta()
+            tas["out"] = state()
         if save:
-            tas["s"] = tf.TensorArray(dtype, size=steps)
-            tas["g"] = ta()
-            tas["cp"] = ta()
-            tas["hp"] = ta()
-            tas["tc"] = ta()
+            tas["act"] = tf.TensorArray(dtype, size=steps)
+            tas["h"] = state()
+            tas["c"] = state()
 
         def body(t, h, c, prev, tas):
-            z = xs[t] + tf.matmul(h, rk)
+            z = tf.matmul(xs[t], w) + tf.matmul(h, r) + b
             s, g = tf.split(z, [3 * units, units], axis=1)
             s = tf.sigmoid(s)
             g = tf.tanh(g)
             i, f, o = tf.split(s, 3, axis=1)
             c_new = f * c + i * g
-            tc = tf.tanh(c_new)
-            h_new = o * tc
-            tas = dict(tas)
-            if save:
-                tas["s"] = tas["s"].write(t, s)
-                tas["g"] = tas["g"].write(t, g)
-                tas["cp"] = tas["cp"].write(t, c)
-                tas["hp"] = tas["hp"].write(t, h)
-                tas["tc"] = tas["tc"].write(t, tc)
+            h_new = o * tf.tanh(c_new)
             if masked:
-                m = tf.cast(masks[t], tf.bool)
+                m = masks[t] > 0.5
                 out = tf.where(m, h_new, zeros if zero_output_for_mask else prev)
                 h_new = tf.where(m, h_new, h)
                 c_new = tf.where(m, c_new, c)
             else:
                 out = h_new
+            tas = dict(tas)
             if return_sequences:
                 tas["out"] = tas["out"].write(t, out)
+            if save:
+                tas["act"] = tas["act"].write(t, tf.concat([s, g], axis=1))
+                tas["h"] = tas["h"].write(t, h_new)
+                tas["c"] = tas["c"].write(t, c_new)
             return t + 1, h_new, c_new, out, tas
 
         _, h, c, last, tas = tf.while_loop(
@@ -260,44 +254,39 @@ def _make_fast(zero_output_for_mask, return_sequences, masked, custom_grad):
             body,
             (tf.constant(0), h0, c0, zeros, tas),
             maximum_iterations=steps,
-            parallel_iterations=_PARALLEL,
         )
-        outs = tas["out"].stack() if return_sequences else None
-        return last, outs, h, c, tas
+        outs = tas["out"].stack() if return_sequences else tf.zeros([0], dtype)
+        if not save:
+            return last, outs, h, c
+        return last, outs, h, c, tas["act"].stack(), tas["h"].stack(), tas["c"].stack()
 
-    def backward(tas, rk, masks, d_last, d_outs, d_h, d_c):
-        s_all, g_all = tas["s"].stack(), tas["g"].stack()
-        cp_all, tc_all = tas["cp"].stack(), tas["tc"].stack()
-        h_prev = tas["hp"].stack()
-        steps = tf.shape(s_all)[0]
-        dtype = s_all.dtype
-        dz_ta = tf.TensorArray(dtype, size=steps)
+    def backward(acts, hs, cs, h0, c0, r, masks, d_last, d_outs, d_h, d_c):
+        steps = tf.shape(acts)[0]
+        units = tf.shape(h0)[-1]
+        c_prev_all = tf.concat([c0[None], cs[:-1]], axis=0)
+        dz_ta = tf.TensorArray(acts.dtype, size=steps)
 
         def body(t, dh, dc, dprev, dz_ta):
-            d_out = dprev
-            if return_sequences:
-                d_out = d_out + d_outs[t]
-            s = s_all[t]
-            g = g_all[t]
-            tc = tc_all[t]
+            d_out = dprev + d_outs[t] if return_sequences else dprev
+            s, g = tf.split(acts[t], [3 * units, units], axis=1)
             i, f, o = tf.split(s, 3, axis=1)
+            c_prev = c_prev_all[t]
+            tc = tf.tanh(f * c_prev + i * g)
             if masked:
                 m = masks[t]
-                keep = 1.0 - m
                 dhn = m * (dh + d_out)
                 dcn = m * dc
             else:
                 dhn = dh + d_out
                 dcn = dc
-            do = dhn * tc
             dcn = dcn + dhn * o * (1.0 - tc * tc)
-            ds = tf.concat([dcn * g, dcn * cp_all[t], do], axis=1) * (s * (1.0 - s))
-            dg = dcn * i * (1.0 - g * g)
-            dz = tf.concat([ds, dg], axis=1)
+            ds = tf.concat([dcn * g, dcn * c_prev, dhn * tc], axis=1) * (s * (1.0 - s))
+            dz = tf.concat([ds, dcn * i * (1.0 - g * g)], axis=1)
             dz_ta = dz_ta.write(t, dz)
-            dh_prev = tf.matmul(dz, rk, transpose_b=True)
+            dh_prev = tf.matmul(dz, r, transpose_b=True)
             dc_prev = dcn * f
             if masked:
+                keep = 1.0 - m
                 dh_prev = dh_prev + keep * dh
                 dc_prev = dc_prev + keep * dc
                 dprev = tf.zeros_like(dprev) if zero_output_for_mask else keep * d_out
@@ -310,47 +299,42 @@ def _make_fast(zero_output_for_mask, return_sequences, masked, custom_grad):
             body,
             (steps - 1, d_h, d_c, d_last, dz_ta),
             maximum_iterations=steps,
-            parallel_iterations=_PARALLEL,
         )
-        dz = dz_ta.stack()
-        units4 = tf.shape(dz)[-1]
-        units = tf.shape(h_prev)[-1]
-        drk = tf.matmul(
-            tf.reshape(h_prev, [-1, units]), tf.reshape(dz, [-1, units4]),
-            transpose_a=True,
-        )
-        return dz, dh0, dc0, drk
+        return dz_ta.stack(), dh0, dc0
 
-    def zero_if_none(g, like):
-        return tf.zeros_like(like) if g is None else g
+    compile_ = functools.partial(tf.function, jit_compile=USE_XLA, reduce_retracing=True)
+    return compile_(forward), compile_(backward)
 
-    if not custom_grad:
-        def run(xs, h0, c0, rk, masks=None):
-            last, outs, h, c, _ = forward(xs, h0, c0, rk, masks, save=False)
-            return (last, outs, h, c) if return_sequences else (last, h, c)
 
-        return run
+def _with_gradient(zero_output_for_mask, return_sequences, masked):
+    forward, backward = _loops(zero_output_for_mask, return_sequences, masked)
 
     @tf.custom_gradient
-    def run(xs, h0, c0, rk, masks=None):
-        last, outs, h, c, tas = forward(xs, h0, c0, rk, masks, save=True)
+    def run(xs, h0, c0, w, r, b, masks=None):
+        # Unwatched inputs: the tape must not differentiate the compiled loop
+        # itself (its TensorLists cannot leave an XLA cluster).
+        last, outs, h, c, acts, hs, cs = forward(
+            *(tf.stop_gradient(a) for a in (xs, h0, c0, w, r, b)), masks, save=True
+        )
 
-        def grad(*grads):
-            if return_sequences:
-                d_last, d_outs, d_h, d_c = grads
-                d_outs = zero_if_none(d_outs, outs)
-            else:
-                d_last, d_h, d_c = grads
-                d_outs = None
-            dxs, dh0, dc0, drk = backward(
-                tas, rk, masks, zero_if_none(d_last, last), d_outs,
-                zero_if_none(d_h, h), zero_if_none(d_c, c),
+        def grad(d_last, d_outs, d_h, d_c):
+            zero = lambda d, like: tf.zeros_like(like) if d is None else d
+            dz, dh0, dc0 = backward(
+                acts, hs, cs, h0, c0, r, masks, zero(d_last, last),
+                zero(d_outs, outs), zero(d_h, h), zero(d_c, c),
             )
-            res = (dxs, dh0, dc0, drk)
-            return res + ((None,) if masked else ())
+            # The weight work: a few large products over all steps.
+            units4 = tf.shape(dz)[-1]
+            dz2 = tf.reshape(dz, [-1, units4])
+            h_prev = tf.concat([h0[None], hs[:-1]], axis=0)
+            dr = tf.matmul(tf.reshape(h_prev, [-1, tf.shape(h0)[-1]]), dz2, transpose_a=True)
+            dw = tf.matmul(tf.reshape(xs, [-1, tf.shape(xs)[-1]]), dz2, transpose_a=True)
+            db = tf.reduce_sum(dz2, axis=0)
+            dxs = tf.reshape(tf.matmul(dz2, w, transpose_b=True), tf.shape(xs))
+            grads = (dxs, dh0, dc0, dw, dr, db)
+            return grads + ((None,) if masked else ())
 
-        res = (last, outs, h, c) if return_sequences else (last, h, c)
-        return res, grad
+        return (last, outs, h, c), grad
 
     return run
 
