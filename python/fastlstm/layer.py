@@ -230,10 +230,15 @@ class LSTM(keras.layers.LSTM):
         front_aligned = _sequence.LEFT_PADDED if self.go_backwards else _sequence.RIGHT_PADDED
         if layout != front_aligned:
             x = _sequence.rotate_to_front(x, starts)
-        y, h, c = module.fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths)
+        # The final c is observable only as a returned or carried state.
+        need_c = self.return_state or self.stateful
+        y, h, c = module.fused(
+            x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=need_c
+        )
         nonempty = ops.expand_dims(lengths > 0, 1)
         h = ops.where(nonempty, h, h0)
-        c = ops.where(nonempty, c, c0)
+        # A kernel may skip computing a c nobody reads; RNN.call still casts it.
+        c = ops.zeros_like(c0) if c is None else ops.where(nonempty, c, c0)
         # The last output is the last valid step's, i.e. the final h, or zeros
         # for an empty row (and for a masked last step with zero outputs).
         keep_last = nonempty

@@ -60,6 +60,22 @@ def test_forward_and_gradients_match_keras(
 
 @pytest.mark.parametrize("mask_kind", MASKS)
 @pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_without_return_state_matches_keras(mask_kind, go_backwards, return_sequences):
+    """Without return_state the final c is unobservable, and a kernel may
+    skip it (PyTorch's CPU kernel then runs unpacked)."""
+    layer, ref = pair(U, return_sequences=return_sequences, go_backwards=go_backwards)
+    x, states = inputs(4)
+    build_pair(layer, ref, input_shape=x.shape)
+    mask = make_mask(mask_kind, B, T, seed=7)
+    assert_all_close(forward(layer, x, mask, states), forward(ref, x, mask, states))
+    assert_all_close(
+        grads(layer, x, mask, states), grads(ref, x, mask, states), what="gradient"
+    )
+
+
+@pytest.mark.parametrize("mask_kind", MASKS)
+@pytest.mark.parametrize("go_backwards", [False, True])
 def test_unrolled_matches_keras(mask_kind, go_backwards):
     layer, ref = pair(
         U, unroll=True, return_sequences=True, return_state=True, go_backwards=go_backwards

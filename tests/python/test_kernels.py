@@ -48,7 +48,8 @@ def test_recurrence_kernel(mask_kind, unroll):
     not MODULE.has_native_cpu_kernel(), reason="this backend has no fused CPU LSTM kernel"
 )
 @pytest.mark.parametrize("mask_kind", ["none", "right", "left", "empty"])
-def test_fused_kernel_on_front_aligned_rows(mask_kind):
+@pytest.mark.parametrize("need_cell_state", [True, False])
+def test_fused_kernel_on_front_aligned_rows(mask_kind, need_cell_state):
     x, h0, c0, layer, ref, mask = setup(mask_kind)
     cell = layer.cell
     xt = ops.convert_to_tensor(x)
@@ -60,7 +61,7 @@ def test_fused_kernel_on_front_aligned_rows(mask_kind):
     y, h, c = MODULE.fused(
         xt, ops.convert_to_tensor(h0), ops.convert_to_tensor(c0),
         ops.convert_to_tensor(cell.kernel), ops.convert_to_tensor(cell.recurrent_kernel),
-        ops.convert_to_tensor(cell.bias), lengths,
+        ops.convert_to_tensor(cell.bias), lengths, need_cell_state=need_cell_state,
     )
     expected = forward(ref, x, mask, [h0, c0])
     if mask is None:
@@ -70,7 +71,10 @@ def test_fused_kernel_on_front_aligned_rows(mask_kind):
         np.testing.assert_allclose(to_numpy(restored), expected[0], atol=2e-5)
         nonempty = mask.any(axis=1)
         np.testing.assert_allclose(to_numpy(h)[nonempty], expected[1][nonempty], atol=2e-5)
-        np.testing.assert_allclose(to_numpy(c)[nonempty], expected[2][nonempty], atol=2e-5)
+        if c is not None:
+            np.testing.assert_allclose(to_numpy(c)[nonempty], expected[2][nonempty], atol=2e-5)
+        else:
+            assert not need_cell_state
 
 
 def test_rotation_round_trip():
@@ -86,7 +90,9 @@ def test_rotation_round_trip():
     assert not bool(to_numpy(_sequence.is_contiguous(ops.convert_to_tensor(holes))))
 
 
-def loop_standing_in_for_fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
+def loop_standing_in_for_fused(
+    x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True
+):
     """The fused kernel's contract (front-aligned rows, outputs past a row's
     length are zeros), computed by the loop kernel: lets the cuDNN path's
     plumbing run on a CPU. It proves the plumbing, not cuDNN."""

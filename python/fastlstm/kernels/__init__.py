@@ -6,9 +6,10 @@ and never branches on the backend itself:
 - ``device()``: ``"gpu"`` or ``"cpu"``, where this backend puts new tensors.
 - ``recurrence(xp, h0, c0, recurrent_kernel, mask, ...)``: the ``loop`` and
   ``unrolled`` kernels over an input projection hoisted out of the loop.
-- ``fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths)``: the backend's
-  own fused LSTM (cuDNN on a GPU, the ``native`` CPU kernel where one exists)
-  over right-aligned rows of the given lengths.
+- ``fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths,
+  need_cell_state=True)``: the backend's own fused LSTM (cuDNN on a GPU, the
+  ``native`` CPU kernel where one exists) over rows front-aligned to the given
+  lengths; with ``need_cell_state=False`` it may return None for the final c.
 - ``has_native_cpu_kernel()``: whether ``fused`` runs on a CPU.
 """
 

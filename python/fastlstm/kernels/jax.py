@@ -256,11 +256,13 @@ def _standard(zero_output_for_mask, return_sequences, masked):
     return run
 
 
-def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
+def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
     """cuDNN LSTM (jax.experimental.rnn) over rows right-aligned to `lengths`.
 
     Returns `(outputs, h, c)`; outputs past a row's length are zeros.
+    cuDNN takes lengths at no extra cost, so `need_cell_state` changes nothing.
     """
+    del need_cell_state
     from jax.experimental import rnn
 
     batch, steps, input_size = x.shape

@@ -347,11 +347,13 @@ def _with_gradient(zero_output_for_mask, return_sequences, masked):
     return run
 
 
-def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
+def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
     """cuDNN LSTM (CudnnRNNV3) over rows right-aligned to `lengths`.
 
     Returns `(outputs, h, c)`; outputs past a row's length are zeros.
+    cuDNN takes lengths at no extra cost, so `need_cell_state` changes nothing.
     """
+    del need_cell_state
     batch, steps = tf.shape(x)[0], tf.shape(x)[1]
     if lengths is None:
         lengths = tf.fill([batch], steps)
