@@ -55,10 +55,11 @@ def _recording():
 # On a CPU, TensorFlow runs a while_loop op by op, and the op overhead, not
 # the arithmetic, bounds an LSTM step at these sizes; a large input product
 # hoisted out of the loop does not pay for itself. So the standard LSTM
-# (tanh/sigmoid) multiplies each step's input inside the loop, and the loop
-# is compiled by XLA, which fuses each step's gate arithmetic.
+# (tanh/sigmoid) multiplies each step's input inside the loop. The training
+# loops (forward with saved activations, backward) are compiled by XLA, which
+# fuses their per-step arithmetic; the inference loop, with less of it, ran
+# faster without XLA's launch cost (measured with bench/run.py).
 PROJECT_IN_LOOP = True
-USE_XLA = True
 
 
 def recurrence(
@@ -209,7 +210,8 @@ def _standard_recurrence(
 
 @functools.lru_cache(maxsize=None)
 def _loops(zero_output_for_mask, return_sequences, masked):
-    """The forward and backward loops for one configuration, compiled.
+    """The loops for one configuration, compiled: inference, training
+    forward, backward.
 
     With `save`, the forward loop keeps, per step, what the backward step
     needs ready-made: `a`, the gates' local derivatives laid out so that
@@ -217,7 +219,7 @@ def _loops(zero_output_for_mask, return_sequences, masked):
     carried h. A backward step is then a handful of ops around one product.
     """
 
-    def forward(xs, h0, c0, w, r, b, masks=None, save=False):
+    def forward(xs, h0, c0, w, r, b, masks=None, *, save):
         steps = tf.shape(xs)[0]
         units = tf.shape(h0)[-1]
         dtype = xs.dtype
@@ -310,19 +312,20 @@ def _loops(zero_output_for_mask, return_sequences, masked):
         )
         return dz_ta.stack(), dh0, dc0
 
-    compile_ = functools.partial(tf.function, jit_compile=USE_XLA, reduce_retracing=True)
-    return compile_(forward), compile_(backward)
+    infer = tf.function(functools.partial(forward, save=False), reduce_retracing=True)
+    xla = functools.partial(tf.function, jit_compile=True, reduce_retracing=True)
+    return infer, xla(functools.partial(forward, save=True)), xla(backward)
 
 
 def _with_gradient(zero_output_for_mask, return_sequences, masked):
-    forward, backward = _loops(zero_output_for_mask, return_sequences, masked)
+    _, forward, backward = _loops(zero_output_for_mask, return_sequences, masked)
 
     @tf.custom_gradient
     def run(xs, h0, c0, w, r, b, masks=None):
         # Unwatched inputs: the tape must not differentiate the compiled loop
         # itself (its TensorLists cannot leave an XLA cluster).
         last, outs, h, c, a, k, f, hs = forward(
-            *(tf.stop_gradient(v) for v in (xs, h0, c0, w, r, b)), masks, save=True
+            *(tf.stop_gradient(v) for v in (xs, h0, c0, w, r, b)), masks
         )
 
         def grad(d_last, d_outs, d_h, d_c):
