@@ -199,7 +199,7 @@ def _standard_recurrence(
     b = tf.zeros_like(w[0]) if bias is None else _to_ifoc(bias)
     masks = None
     if mask is not None:
-        masks = tf.expand_dims(tf.transpose(tf.cast(mask, x.dtype)), -1)
+        masks = tf.expand_dims(tf.transpose(tf.cast(mask, tf.bool)), -1)
     flags = (zero_output_for_mask, return_sequences, masks is not None)
     grad = _recording()
     run = _with_gradient(*flags) if grad else _loops(*flags)[0]
@@ -243,6 +243,9 @@ def _loops(zero_output_for_mask, return_sequences, masked):
             c_new = f * c + i * g
             tc = tf.tanh(c_new)
             h_new = o * tc
+            # A relaxed trace may know fewer dims of `z` than of the state.
+            h_new.set_shape(h0.shape)
+            c_new.set_shape(c0.shape)
             tas = dict(tas)
             if save:
                 ds = s * (1.0 - s)
@@ -253,7 +256,7 @@ def _loops(zero_output_for_mask, return_sequences, masked):
                 tas["k"] = tas["k"].write(t, o * (1.0 - tc * tc))
                 tas["f"] = tas["f"].write(t, f)
             if masked:
-                m = masks[t] > 0.5
+                m = masks[t]
                 out = tf.where(m, h_new, zeros if zero_output_for_mask else prev)
                 h_new = tf.where(m, h_new, h)
                 c_new = tf.where(m, c_new, c)
@@ -280,6 +283,8 @@ def _loops(zero_output_for_mask, return_sequences, masked):
     def backward(a_all, k_all, f_all, r, masks, d_last, d_outs, d_h, d_c):
         steps = tf.shape(a_all)[0]
         r_t = tf.transpose(r)
+        if masked:
+            masks = tf.cast(masks, a_all.dtype)
         dz_ta = tf.TensorArray(a_all.dtype, size=steps)
 
         def body(t, dh, dc, dprev, dz_ta):
@@ -294,6 +299,7 @@ def _loops(zero_output_for_mask, return_sequences, masked):
             dz = tf.concat([dcn, dcn, dhn, dcn], axis=1) * a_all[t]
             dz_ta = dz_ta.write(t, dz)
             dh_prev = tf.matmul(dz, r_t)
+            dh_prev.set_shape(dh.shape)
             dc_prev = dcn * f_all[t]
             if masked:
                 keep = 1.0 - m
