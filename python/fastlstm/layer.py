@@ -169,9 +169,7 @@ class LSTM(keras.layers.LSTM):
 
         def loop():
             extra = {}
-            if getattr(module, "PROJECT_IN_LOOP", False) and not isinstance(
-                dropout_mask, (list, tuple)
-            ):
+            if module.PROJECT_IN_LOOP and not isinstance(dropout_mask, (list, tuple)):
                 # The kernel multiplies each step's input inside the loop
                 # (faster there than one large product up front).
                 xp = x if dropout_mask is None else x * ops.expand_dims(dropout_mask, 1)

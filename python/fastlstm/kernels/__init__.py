@@ -5,7 +5,10 @@ and never branches on the backend itself:
 
 - ``device()``: ``"gpu"`` or ``"cpu"``, where this backend puts new tensors.
 - ``recurrence(xp, h0, c0, recurrent_kernel, mask, ...)``: the ``loop`` and
-  ``unrolled`` kernels over an input projection hoisted out of the loop.
+  ``unrolled`` kernels, over the input projection ``xp = x @ kernel + bias``
+  or, with ``input_kernel=(kernel, bias)``, over ``x`` itself.
+- ``PROJECT_IN_LOOP``: whether this backend's loop is faster multiplying each
+  step's input inside the loop (then the layer passes ``input_kernel``).
 - ``fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths,
   need_cell_state=True)``: the backend's own fused LSTM (cuDNN on a GPU, the
   ``native`` CPU kernel where one exists) over rows front-aligned to the given

@@ -8,6 +8,11 @@ import torch
 from keras import activations
 
 
+# torch runs the loop step by step from Python: one large input product up
+# front saves a product per step.
+PROJECT_IN_LOOP = False
+
+
 def device():
     return "gpu" if torch.cuda.is_available() else "cpu"
 
