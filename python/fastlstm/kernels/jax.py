@@ -281,7 +281,9 @@ def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=Tr
         h0[None],
         c0[None],
         weights,
-        jnp.asarray(lengths, jnp.int32),
+        # An empty row's state is replaced by the initial one by the caller;
+        # cuDNN is not asked to run zero steps.
+        jnp.maximum(jnp.asarray(lengths, jnp.int32), 1),
         input_size=input_size,
         hidden_size=units,
         num_layers=1,

@@ -366,6 +366,9 @@ def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=Tr
     batch, steps = tf.shape(x)[0], tf.shape(x)[1]
     if lengths is None:
         lengths = tf.fill([batch], steps)
+    # An empty row's state is replaced by the initial one by the caller;
+    # cuDNN is not asked to run zero steps.
+    lengths = tf.maximum(tf.cast(lengths, tf.int32), 1)
     weights = tf.split(kernel, 4, axis=1) + tf.split(recurrent_kernel, 4, axis=1)
     # cuDNN adds an input and a recurrent bias; Keras has one, so the
     # input-side bias is zeros.
@@ -382,7 +385,7 @@ def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=Tr
         params=params,
         is_training=True,
         rnn_mode="lstm",
-        sequence_lengths=tf.cast(lengths, tf.int32),
+        sequence_lengths=lengths,
         time_major=False,
     )
     return outputs, tf.squeeze(h, 1), tf.squeeze(c, 1)
