@@ -102,25 +102,23 @@ def restore_outputs(y, starts, lengths, zero_output_for_mask):
     return ops.where(ops.expand_dims(keep, -1), out, ops.zeros_like(out))
 
 
-def project(x, kernel, bias, dropout_mask):
-    """`x @ kernel + bias` for all steps at once, after input dropout.
+def project(x, kernel, bias, gate_dropout_masks=None):
+    """`x @ kernel + bias` for all steps at once.
 
-    `dropout_mask` is None, one `(batch, features)` mask, or Keras's four
-    per-gate masks (implementation 1, used with recurrent dropout).
+    `gate_dropout_masks` are Keras's four per-gate input-dropout masks
+    (implementation 1, used with recurrent dropout), or None.
     """
-    if dropout_mask is None:
+    if gate_dropout_masks is None:
         xp = ops.matmul(x, kernel)
-    elif isinstance(dropout_mask, (list, tuple)):
+    else:
         parts = ops.split(kernel, 4, axis=1)
         xp = ops.concatenate(
             [
                 ops.matmul(x * ops.expand_dims(m, 1), k)
-                for m, k in zip(dropout_mask, parts)
+                for m, k in zip(gate_dropout_masks, parts)
             ],
             axis=-1,
         )
-    else:
-        xp = ops.matmul(x * ops.expand_dims(dropout_mask, 1), kernel)
     if bias is not None:
         xp = xp + bias
     return xp

@@ -161,6 +161,13 @@ class LSTM(keras.layers.LSTM):
             rec_dropout_mask = cell.get_recurrent_dropout_mask(h0)
 
         x = sequences
+        # Keras's cell uses one input-dropout mask for every step and gate, or
+        # four per-gate masks (implementation 1, with recurrent dropout).
+        gate_dropout_masks = None
+        if isinstance(dropout_mask, (list, tuple)):
+            gate_dropout_masks = dropout_mask
+        elif dropout_mask is not None:
+            x = x * ops.expand_dims(dropout_mask, 1)
         if mask is not None:
             mask = ops.cast(mask, "bool")
         if self.go_backwards:
@@ -169,13 +176,13 @@ class LSTM(keras.layers.LSTM):
 
         def loop():
             extra = {}
-            if module.PROJECT_IN_LOOP and not isinstance(dropout_mask, (list, tuple)):
+            if module.PROJECT_IN_LOOP and gate_dropout_masks is None:
                 # The kernel multiplies each step's input inside the loop
                 # (faster there than one large product up front).
-                xp = x if dropout_mask is None else x * ops.expand_dims(dropout_mask, 1)
+                xp = x
                 extra["input_kernel"] = (kernel, bias)
             else:
-                xp = _sequence.project(x, kernel, bias, dropout_mask)
+                xp = _sequence.project(x, kernel, bias, gate_dropout_masks)
             return module.recurrence(
                 xp,
                 h0,
@@ -192,9 +199,8 @@ class LSTM(keras.layers.LSTM):
             )
 
         def fused():
-            x_in = x if dropout_mask is None else x * ops.expand_dims(dropout_mask, 1)
             return self._fused(
-                module, x_in, h0, c0, kernel, recurrent_kernel, bias, mask, plan.mask
+                module, x, h0, c0, kernel, recurrent_kernel, bias, mask, plan.mask
             )
 
         def tensors(kernel_fn):
@@ -204,9 +210,7 @@ class LSTM(keras.layers.LSTM):
                 outputs = ops.expand_dims(last, 1)
             return last, outputs, h, c
 
-        if plan.kernel not in ("cudnn", "native") or isinstance(
-            dropout_mask, (list, tuple)
-        ):
+        if plan.kernel not in ("cudnn", "native") or gate_dropout_masks is not None:
             last, outputs, h, c = tensors(loop)
         elif plan.mask == _sequence.RUNTIME:
             # A traced mask: the layout is known inside the graph only.

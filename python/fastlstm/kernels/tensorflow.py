@@ -91,18 +91,21 @@ def recurrence(
     if tf.executing_eagerly() and not options["unroll"]:
         # An eager while_loop runs op by op from Python; a traced graph, one
         # per configuration, runs the whole loop in C++.
-        key = (tuple(sorted(options.items())), mask is None, rec_masks is None)
-        if key not in _compiled:
-            _compiled[key] = tf.function(
-                functools.partial(_recurrence, **options), reduce_retracing=True
-            )
-        return _compiled[key](xp, h0, c0, recurrent_kernel, mask, rec_masks=rec_masks)
+        traced = _traced_recurrence(
+            tuple(sorted(options.items())), mask is None, rec_masks is None
+        )
+        return traced(xp, h0, c0, recurrent_kernel, mask, rec_masks=rec_masks)
     return _recurrence(
         xp, h0, c0, recurrent_kernel, mask, rec_masks=rec_masks, **options
     )
 
 
-_compiled = {}
+@functools.lru_cache(maxsize=None)
+def _traced_recurrence(options, no_mask, no_rec_masks):
+    # One tf.function per configuration (and per presence of the optional
+    # tensors), so that switching between them never retraces.
+    del no_mask, no_rec_masks
+    return tf.function(functools.partial(_recurrence, **dict(options)), reduce_retracing=True)
 
 
 def _recurrence(
