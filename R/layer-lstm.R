@@ -214,12 +214,16 @@ layer_lstm <- function(object, units,
                        unroll = FALSE,
                        use_cudnn = "auto",
                        ...) {
+  if (missing(object)) object <- NULL
   check_units(units, missing(units))
   check_fraction(dropout, "dropout")
   check_fraction(recurrent_dropout, "recurrent_dropout")
   check_use_cudnn(use_cudnn)
+  check_flags(use_bias = use_bias, unit_forget_bias = unit_forget_bias,
+              return_sequences = return_sequences, return_state = return_state,
+              go_backwards = go_backwards, stateful = stateful,
+              unroll = unroll)
   args <- capture_args(list(units = as.integer, seed = as_integer_or_null))
-  if (missing(object)) object <- NULL
   create_layer(function() fastlstm_py$LSTM, object, args)
 }
 
@@ -272,6 +276,7 @@ rnn_cell_lstm <- function(units,
   check_units(units, missing(units))
   check_fraction(dropout, "dropout")
   check_fraction(recurrent_dropout, "recurrent_dropout")
+  check_flags(use_bias = use_bias, unit_forget_bias = unit_forget_bias)
   args <- capture_args(list(units = as.integer, seed = as_integer_or_null),
                        ignore = character())
   create_layer(function() fastlstm_py$LSTMCell, NULL, args)

@@ -1,13 +1,20 @@
 #' Create a Keras tensor (Functional API input).
 #'
+#' As keras3's `keras_input()`: a symbolic input to compose layers with and
+#' then pass to [keras_model()].
+#'
 #' @param shape The shape of one sample, without the batch size: a numeric
 #'   vector or [shape()], `NA` for a dimension of any size.
 #' @param batch_size Optional fixed batch size (a stateful LSTM needs one).
 #' @param dtype The data type of the input, by default `"float32"`.
+#' @param sparse,ragged Whether the input is sparse or ragged (`NULL`:
+#'   Keras's default).
+#' @param batch_shape Optional shape including the batch size, instead of
+#'   `shape` and `batch_size`.
 #' @param name Optional name of the input layer.
-#' @param ... Other arguments of `keras.Input`, by name.
-#' @returns A symbolic `KerasTensor`, to compose layers with and then pass to
-#'   [keras_model()].
+#' @param tensor Optional existing tensor to wrap.
+#' @param optional Whether the input may be `NULL`.
+#' @returns A symbolic `KerasTensor`.
 #' @export
 #' @examplesIf fastlstm_available()
 #' input <- keras_input(shape(NA, 8))
@@ -15,49 +22,116 @@
 #' output <- input |> layer_lstm(4)
 #' shape(output)
 keras_input <- function(shape = NULL, batch_size = NULL, dtype = NULL,
-                        name = NULL, ...) {
+                        sparse = NULL, ragged = NULL, batch_shape = NULL,
+                        name = NULL, tensor = NULL, optional = FALSE) {
   if (!is.null(shape)) check_shape_arg(shape)
+  if (!is.null(batch_shape)) check_shape_arg(batch_shape, "batch_shape")
   require_python()
-  args <- capture_args(ignore = character())
-  if (!is.null(shape)) args$shape <- as_py_shape(shape)
-  args["batch_size"] <- list(as_integer_or_null(batch_size))
+  args <- capture_args(list(shape = as_py_shape, batch_shape = as_py_shape,
+                            batch_size = as_integer_or_null),
+                       ignore = character())
   with_py_errors(do.call(keras$Input, args))
+}
+
+check_shape_arg <- function(shape, arg = "shape", call = rlang::caller_env(),
+                            known = FALSE) {
+  dims <- if (inherits(shape, "keras_shape")) {
+    as.integer(shape)
+  } else if (is.numeric(shape) || (is.logical(shape) && all(is.na(shape)))) {
+    shape
+  } else {
+    "bad"
+  }
+  ok <- is.numeric(dims) && length(dims) >= 1 &&
+    all(is.na(dims) | dims == -1 | (dims >= 0 & dims == trunc(dims))) &&
+    !(known && any(is.na(dims) | dims == -1))
+  if (!ok) {
+    abort(
+      if (known) {
+        "{.arg {arg}} must be a vector of non-negative whole numbers (or a {.fn shape}), not {describe_value(shape)}."
+      } else {
+        "{.arg {arg}} must be a vector of whole numbers (or a {.fn shape}), with {.code NA} for an unknown size, not {describe_value(shape)}."
+      },
+      call = call, class = "fastlstm_bad_argument"
+    )
+  }
+  invisible(shape)
 }
 
 #' Keras Model composed of a linear stack of layers
 #'
+#' As keras3's `keras_model_sequential()`: given `input_shape` (or another
+#' `input_*` argument) the model starts with an input and is built as
+#' layers are added.
+#'
 #' @param input_shape Optional shape of one sample (without the batch size).
-#'   Given, the model starts with an input and is built as layers are added.
 #' @param name Optional name of the model.
-#' @param ... Other arguments of `keras.Sequential`, by name.
-#' @param input_batch_size Optional fixed batch size of the input.
-#' @param input_dtype Optional data type of the input.
+#' @param ... Unused; must be empty.
+#' @param input_dtype,input_batch_size,input_sparse,input_ragged,input_batch_shape,input_name,input_tensor,input_optional
+#'   The input's `dtype`, fixed `batch_size` (a stateful LSTM needs one),
+#'   and the other arguments of [keras_input()].
+#' @param trainable Whether the model's weights are trained.
 #' @param layers A list of layers to start the model with.
 #' @returns A Sequential model. Compose layers with it:
 #'   `model |> layer_lstm(4)` adds the layer and returns the model.
 #' @export
 #' @examplesIf fastlstm_available()
-#' model <- keras_model_sequential(input_shape = c(10, 8)) |>
+#' model <- keras_model_sequential(input_shape = shape(10, 8)) |>
 #'   layer_lstm(16) |>
 #'   layer_dense(1)
 #' model
 keras_model_sequential <- function(input_shape = NULL, name = NULL, ...,
+                                   input_dtype = NULL,
                                    input_batch_size = NULL,
-                                   input_dtype = NULL, layers = list()) {
-  if (!is.null(input_shape)) check_shape_arg(input_shape, "input_shape")
-  require_python()
-  model <- with_py_errors(keras$Sequential(name = name, ...))
-  if (!is.null(input_shape)) {
-    input <- keras$Input(
-      shape = as_py_shape(input_shape),
-      batch_size = as_integer_or_null(input_batch_size),
-      dtype = input_dtype
+                                   input_sparse = NULL, input_ragged = NULL,
+                                   input_batch_shape = NULL,
+                                   input_name = NULL, input_tensor = NULL,
+                                   input_optional = FALSE, trainable = TRUE,
+                                   layers = list()) {
+  if (...length()) {
+    abort(
+      c("{.fn keras_model_sequential} takes no other arguments than its own.",
+        i = "Pass layers as {.arg layers}, or compose them with the pipe."),
+      class = "fastlstm_bad_argument"
     )
-    with_py_errors(model$add(input))
   }
-  for (layer in layers) with_py_errors(model$add(layer))
-  model
+  if (inherits(input_shape, "python.builtin.object") ||
+      (is.list(input_shape) && !inherits(input_shape, "keras_shape"))) {
+    abort(
+      "{.arg layers} must be passed by name: {.code keras_model_sequential(layers = list(...))}; the first argument is {.arg input_shape}.",
+      class = "fastlstm_bad_argument"
+    )
+  }
+  if (!is.null(input_shape)) check_shape_arg(input_shape, "input_shape")
+  if (!is.null(input_batch_shape)) {
+    check_shape_arg(input_batch_shape, "input_batch_shape")
+  }
+  require_python()
+  args <- capture_args(ignore = character())
+  model_args <- args[intersect(names(args), c("name", "trainable"))]
+  input_args <- args[setdiff(names(args), c("name", "trainable", "layers"))]
+  layers <- if (inherits(layers, "python.builtin.object")) list(layers) else as.list(layers)
+  if (length(input_args)) {
+    names(input_args) <- sub("^input_", "", names(input_args))
+    for (arg in intersect(names(input_args), c("shape", "batch_shape"))) {
+      input_args[[arg]] <- as_py_shape(input_args[[arg]])
+    }
+    if (!is.null(input_args$batch_size)) {
+      input_args$batch_size <- as.integer(input_args$batch_size)
+    }
+    input <- with_py_errors(do.call(keras$Input, input_args),
+                            context = input_arg_names)
+    layers <- c(list(input), layers)
+  }
+  model_args$layers <- layers
+  with_py_errors(do.call(keras$Sequential, model_args),
+                 context = input_arg_names)
 }
+
+input_arg_names <- c(
+  shape = "input_shape", batch_size = "input_batch_size",
+  dtype = "input_dtype", batch_shape = "input_batch_shape"
+)
 
 #' Keras Model (Functional API)
 #'
@@ -70,137 +144,49 @@ keras_model_sequential <- function(input_shape = NULL, name = NULL, ...,
 #' input <- keras_input(c(10, 8))
 #' c(output, h, c) %<-% layer_lstm(input, 4, return_state = TRUE)
 #' model <- keras_model(input, list(output, h, c))
-keras_model <- function(inputs, outputs = NULL, ...) {
+keras_model <- function(inputs = NULL, outputs = NULL, ...) {
   require_python()
+  if (is.list(inputs) && is.null(names(inputs)) && length(inputs) == 1L) {
+    inputs <- inputs[[1L]]
+  }
+  if (is.list(outputs) && is.null(names(outputs)) && length(outputs) == 1L) {
+    outputs <- outputs[[1L]]
+  }
   with_py_errors(keras$Model(inputs = inputs, outputs = outputs, ...))
 }
 
-check_model <- function(object, call = rlang::caller_env()) {
-  require_python(call)
-  if (!(inherits(object, "python.builtin.object") && bridge$is_model(object))) {
-    value <- describe_value(object)
-    cli::cli_abort(
-      "{.arg object} must be a Keras model, not {value}.",
+is_model <- function(x) inherits(x, "keras.src.models.model.Model")
+
+check_model <- function(object, arg = "object", call = rlang::caller_env()) {
+  if (!is_model(object)) {
+    abort(
+      "{.arg {arg}} must be a Keras model, not {describe_value(object)}.",
       call = call, class = "fastlstm_bad_argument"
     )
   }
   invisible(object)
 }
 
-#' Configure, train, evaluate and use a model
-#'
-#' Thin wrappers around the Keras model methods of the same names that take
-#' R arrays as well as tensors. `compile()` modifies the model in place and
-#' returns it invisibly, so it pipes.
-#'
-#' @param object A Keras model.
-#' @param optimizer Optimizer name or object, e.g. `"adam"`.
-#' @param loss Loss name or object, e.g. `"mse"`.
-#' @param metrics Optional list or vector of metric names or objects.
-#' @param x Inputs: an R array, a tensor or a list of them.
-#' @param y Targets, like `x`.
-#' @param batch_size Number of samples per batch.
-#' @param epochs Number of passes over the data.
-#' @param verbose `0` (silent), `1` (progress bar), `2` (a line per epoch) or
-#'   `"auto"`.
-#' @param validation_split Fraction of the data held out for validation.
-#' @param shuffle Whether to shuffle the samples each epoch.
-#' @param ... Other arguments of the Keras method, by name.
-#' @returns `compile()`: the model, invisibly. `fit()`: a
-#'   `fastlstm_history`, a list of numeric vectors (one per metric, one value
-#'   per epoch), invisibly. `predict()`: an R array (a list of them for a
-#'   model with several outputs). `evaluate()`: a named numeric vector.
-#' @name model-training
-#' @examplesIf fastlstm_available()
-#' x <- array(runif(64 * 10 * 2), c(64, 10, 2))
-#' y <- apply(x, 1, sum)
-#' model <- keras_model_sequential(input_shape = c(10, 2)) |>
-#'   layer_lstm(8) |>
-#'   layer_dense(1)
-#' model |> compile(optimizer = "adam", loss = "mse")
-#' history <- model |> fit(x, y, epochs = 2, verbose = 0)
-#' history
-#' dim(predict(model, x))
-#' evaluate(model, x, y)
-NULL
-
-#' @rdname model-training
-#' @export
-compile <- function(object, optimizer = "rmsprop", loss = NULL,
-                    metrics = NULL, ...) {
-  check_model(object)
-  if (!is.null(metrics) && !inherits(metrics, "python.builtin.object")) {
-    metrics <- as.list(metrics)
-  }
-  with_py_errors(object$compile(optimizer = optimizer, loss = loss,
-                                metrics = metrics, ...))
-  invisible(object)
-}
-
-#' @rdname model-training
-#' @export
-fit <- function(object, x = NULL, y = NULL, batch_size = NULL, epochs = 10,
-                verbose = "auto", validation_split = 0, shuffle = TRUE, ...) {
-  check_model(object)
-  history <- with_py_errors(object$fit(
-    as_py_value(x), as_py_value(y),
-    batch_size = as_integer_or_null(batch_size), epochs = as.integer(epochs),
-    verbose = verbose, validation_split = validation_split,
-    shuffle = shuffle, ...
-  ))
-  metrics <- lapply(history$history, function(v) as.numeric(unlist(v)))
-  invisible(structure(metrics, class = "fastlstm_history"))
-}
-
-#' @export
-print.fastlstm_history <- function(x, ...) {
-  epochs <- if (length(x)) length(x[[1]]) else 0L
-  cat("Trained for ", epochs, " epoch", if (epochs != 1) "s", "\n", sep = "")
-  for (name in names(x)) {
-    cat(sprintf("  final %s: %.4g\n", name, x[[name]][[epochs]]))
-  }
-  invisible(x)
-}
-
-#' @rdname model-training
-#' @importFrom stats predict
-#' @exportS3Method stats::predict keras.src.models.model.Model
-predict.keras.src.models.model.Model <- function(object, x, batch_size = NULL,
-                                                 verbose = 0, ...) {
-  check_model(object)
-  result <- with_py_errors(object$predict(
-    as_py_value(x), batch_size = as_integer_or_null(batch_size),
-    verbose = verbose, ...
-  ))
-  if (is.list(result)) lapply(result, py_to_r_array) else py_to_r_array(result)
-}
-
-#' @rdname model-training
-#' @export
-evaluate <- function(object, x = NULL, y = NULL, batch_size = NULL,
-                     verbose = 0, ...) {
-  check_model(object)
-  result <- with_py_errors(object$evaluate(
-    as_py_value(x), as_py_value(y),
-    batch_size = as_integer_or_null(batch_size), verbose = verbose,
-    return_dict = TRUE, ...
-  ))
-  vapply(result, function(v) as.numeric(v), 1)
-}
-
 #' Save and load a model as a `.keras` file
 #'
-#' A model with fastlstm layers loads again with no `custom_objects`, in R or
-#' in Python (`keras.saving.load_model()`), once `fastlstm` is imported.
+#' As keras3's functions. A model with fastlstm layers loads again with no
+#' `custom_objects`, in R or in Python (`keras.saving.load_model()`), once
+#' `fastlstm` is imported (`load_model()` imports it).
 #'
 #' @param model A Keras model (for `save_model()`); a path to a `.keras`
-#'   file (for `load_model()`).
-#' @param filepath Path of the `.keras` file to write.
-#' @param overwrite Whether to replace an existing file.
+#'   file, or the raw vector `save_model()` returns without a `filepath`
+#'   (for `load_model()`).
+#' @param filepath Path of the `.keras` file to write; `NULL` returns the
+#'   file's bytes as a raw vector instead.
+#' @param overwrite Whether to replace an existing file (asked in an
+#'   interactive session).
+#' @param zipped Whether the file is a zip archive (`NULL`: Keras's default).
 #' @param custom_objects Optional named list of extra classes or functions.
 #' @param compile Whether to compile the loaded model as it was saved.
-#' @param ... Other arguments of the Keras function, by name.
-#' @returns `save_model()`: the model, invisibly. `load_model()`: the model.
+#' @param safe_mode Whether to refuse loading `lambda` code.
+#' @param ... Other arguments of `keras.saving.save_model()`, by name.
+#' @returns `save_model()`: the model, invisibly (or a raw vector). `load_model()`:
+#'   the model.
 #' @export
 #' @examplesIf fastlstm_available()
 #' model <- keras_model_sequential(input_shape = c(10, 2)) |> layer_lstm(4)
@@ -208,26 +194,58 @@ evaluate <- function(object, x = NULL, y = NULL, batch_size = NULL,
 #' save_model(model, path)
 #' restored <- load_model(path)
 #' unlink(path)
-save_model <- function(model, filepath, overwrite = FALSE, ...) {
-  check_model(model, call = rlang::current_env())
-  if (file.exists(filepath) && !isTRUE(overwrite)) {
-    cli::cli_abort(
-      "{.path {filepath}} exists; set {.code overwrite = TRUE} to replace it.",
-      class = "fastlstm_bad_argument"
-    )
+save_model <- function(model, filepath = NULL, overwrite = FALSE,
+                       zipped = NULL, ...) {
+  check_model(model, "model")
+  require_python()
+  serialize <- is.null(filepath)
+  if (serialize) {
+    filepath <- tempfile(pattern = "keras_model-", fileext = ".keras")
+    on.exit(unlink(filepath), add = TRUE)
   }
-  with_py_errors(model$save(path.expand(filepath), ...))
+  filepath <- path.expand(filepath)
+  if (file.exists(filepath) && !isTRUE(overwrite)) {
+    if (interactive()) {
+      overwrite <- utils::askYesNo(
+        sprintf("File '%s' already exists - overwrite?", filepath),
+        default = FALSE
+      )
+    }
+    if (!isTRUE(overwrite)) {
+      abort(
+        "{.path {filepath}} already exists; pass {.code overwrite = TRUE} to replace it.",
+        class = "fastlstm_bad_argument"
+      )
+    }
+  }
+  args <- list(model, filepath, overwrite = TRUE, ...)
+  if (!is.null(zipped)) args$zipped <- zipped
+  with_py_errors(do.call(keras$saving$save_model, args))
+  if (serialize) return(readBin(filepath, what = "raw", n = file.size(filepath)))
   invisible(model)
 }
 
 #' @rdname save_model
 #' @export
-load_model <- function(model, custom_objects = NULL, compile = TRUE, ...) {
+load_model <- function(model, custom_objects = NULL, compile = TRUE,
+                       safe_mode = TRUE) {
   require_python()
+  if (is.raw(model)) {
+    path <- tempfile(pattern = "keras_model-", fileext = ".keras")
+    on.exit(unlink(path), add = TRUE)
+    writeBin(model, path)
+    model <- path
+  }
+  if (!(is.character(model) && length(model) == 1 && !is.na(model))) {
+    abort(
+      "{.arg model} must be the path of a {.file .keras} file (or the raw vector {.fn save_model} returns), not {describe_value(model)}.",
+      class = "fastlstm_bad_argument"
+    )
+  }
   force(fastlstm_py$LSTM) # registers fastlstm's classes for deserialisation
   with_py_errors(keras$saving$load_model(
     path.expand(model), custom_objects = custom_objects, compile = compile,
-    ...
+    safe_mode = safe_mode
   ))
 }
 
@@ -248,12 +266,11 @@ load_model <- function(model, custom_objects = NULL, compile = TRUE, ...) {
 #' reset_state(lstm)
 #' all.equal(as.array(lstm(x)), a)
 reset_state <- function(object) {
-  require_python()
-  if (!inherits(object, "python.builtin.object")) {
-    value <- describe_value(object)
-    cli::cli_abort("{.arg object} must be a Keras layer or model, not {value}.",
-                   class = "fastlstm_bad_argument")
+  if (!inherits(object, "keras.src.layers.layer.Layer")) {
+    abort("{.arg object} must be a Keras layer or model, not {describe_value(object)}.",
+          class = "fastlstm_bad_argument")
   }
+  require_python()
   if (reticulate::py_has_attr(object, "reset_state")) {
     with_py_errors(object$reset_state())
   } else if (reticulate::py_has_attr(object, "layers")) {

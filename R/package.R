@@ -5,11 +5,12 @@
 #' the fastest correct kernel for the backend and device at hand;
 #' [lstm_plan()] says which one and why.
 #'
-#' The package needs Python (>= 3.10) with `keras` and `fastlstm`. It looks
-#' for them, in order, in the Python named by `RETICULATE_PYTHON`, in a
-#' `.venv` in the working directory or one of its parents (for development),
-#' and in the virtual environment `r-fastlstm` that [install_fastlstm()]
-#' creates.
+#' The package needs Python (>= 3.10) with `keras`, a backend and `fastlstm`.
+#' It looks for them, in order, in the Python named by `RETICULATE_PYTHON`
+#' (or chosen with [reticulate::use_python()] before the first use), in the
+#' environment the last [install_fastlstm()] made, in the virtual environment
+#' `r-fastlstm`, and in a `.venv` in the working directory or one of its
+#' parents (for development).
 #'
 #' @keywords internal
 "_PACKAGE"
@@ -28,31 +29,34 @@ keras <- NULL
 # Python modules, filled in by .onLoad with delay-loaded imports, so that
 # library(fastlstm) never needs Python.
 fastlstm_py <- NULL
-bridge <- NULL
 
 .onLoad <- function(libname, pkgname) {
   try(choose_python(), silent = TRUE)
-  on_error <- function(e) abort_no_python(conditionMessage(e))
+  on_error <- function(e) abort_no_python(python_status(), call = NULL)
   keras <<- reticulate::import(
     "keras", delay_load = list(on_error = on_error)
   )
   fastlstm_py <<- reticulate::import(
     "fastlstm", delay_load = list(on_error = on_error)
   )
-  bridge_path <- system.file("python", package = pkgname)
-  bridge <<- reticulate::import_from_path(
-    "fastlstm_rbridge", path = bridge_path,
-    delay_load = list(on_error = on_error)
-  )
   invisible()
 }
 
-# Where no Python has been chosen yet, prefer a development .venv, then the
-# environment install_fastlstm() makes. RETICULATE_PYTHON wins over both
-# (reticulate reads it itself).
+# Where no Python has been chosen yet: the environment install_fastlstm()
+# made last, then the default `r-fastlstm`, then a development .venv.
+# RETICULATE_PYTHON wins over all (reticulate reads it itself).
 choose_python <- function() {
   if (nzchar(Sys.getenv("RETICULATE_PYTHON")) ||
       reticulate::py_available(initialize = FALSE)) {
+    return(invisible())
+  }
+  remembered <- remembered_python()
+  if (!is.null(remembered)) {
+    reticulate::use_python(remembered, required = FALSE)
+    return(invisible())
+  }
+  if (reticulate::virtualenv_exists("r-fastlstm")) {
+    reticulate::use_virtualenv("r-fastlstm", required = FALSE)
     return(invisible())
   }
   dir <- normalizePath(getwd(), mustWork = FALSE)
@@ -64,72 +68,96 @@ choose_python <- function() {
     }
     dir <- dirname(dir)
   }
-  if (reticulate::virtualenv_exists("r-fastlstm")) {
-    reticulate::use_virtualenv("r-fastlstm", required = FALSE)
-  }
   invisible()
 }
 
-abort_no_python <- function(reason = NULL, call = rlang::caller_env()) {
-  cli::cli_abort(
+# install_fastlstm() writes the environment's Python here, so a later session
+# finds an environment made at a path.
+remembered_python_file <- function() {
+  file.path(tools::R_user_dir("fastlstm", "config"), "python")
+}
+
+remembered_python <- function() {
+  file <- remembered_python_file()
+  if (!file.exists(file)) return(NULL)
+  python <- readLines(file, n = 1L, warn = FALSE)
+  if (length(python) == 1L && file.exists(python)) python else NULL
+}
+
+python_ready <- new.env(parent = emptyenv())
+
+# Imports keras, then fastlstm; on the first failure says which module and
+# why. A success is remembered; a failure is tried again next time (the user
+# may have fixed it, or set KERAS_BACKEND).
+python_status <- function() {
+  if (isTRUE(python_ready$ok)) return(list(ok = TRUE))
+  for (module in c("keras", "fastlstm")) {
+    error <- tryCatch({
+      reticulate::import(module)
+      NULL
+    }, error = function(e) e)
+    if (!is.null(error)) {
+      return(list(ok = FALSE, module = module,
+                  reason = one_line(python_error_text(error))))
+    }
+  }
+  python_ready$ok <- TRUE
+  list(ok = TRUE)
+}
+
+one_line <- function(text) {
+  lines <- trimws(strsplit(text, "\n", fixed = TRUE)[[1]])
+  paste(lines[nzchar(lines)], collapse = " ")
+}
+
+abort_no_python <- function(status, call = rlang::caller_env()) {
+  backend <- Sys.getenv("KERAS_BACKEND")
+  backend_hint <- NULL
+  if (identical(status$module, "keras") &&
+      grepl("\\b(tensorflow|jax|torch)\\b", status$reason)) {
+    backend_hint <- if (nzchar(backend)) {
+      "Keras loads the backend {.envvar KERAS_BACKEND} names ({.val {backend}}); install it, or set {.envvar KERAS_BACKEND} to a backend that is installed."
+    } else {
+      "{.envvar KERAS_BACKEND} is not set, so Keras loads TensorFlow; install it, or set {.envvar KERAS_BACKEND} to {.val jax} or {.val torch} (before the first use) if that is what is installed."
+    }
+  }
+  python <- tryCatch(reticulate::py_config()$python, error = function(e) NULL)
+  abort(
     c(
-      "fastlstm needs Python (>= 3.10) with the {.pkg keras} and {.pkg fastlstm} modules.",
-      x = if (!is.null(reason)) "{reason}",
-      i = "Install them with {.run fastlstm::install_fastlstm()}, or point {.envvar RETICULATE_PYTHON} at a Python that has them."
+      "fastlstm needs Python (>= 3.10) with {.pkg keras}, a Keras backend and {.pkg fastlstm}.",
+      x = "Importing {.pkg {status$module}} failed: {status$reason}",
+      i = if (!is.null(python)) "The Python in use is {.file {python}}.",
+      i = backend_hint,
+      i = "Install what is missing with {.run fastlstm::install_fastlstm()}, or point {.envvar RETICULATE_PYTHON} at a Python that has it (then restart R)."
     ),
     call = call, class = "fastlstm_no_python"
   )
 }
 
-python_ready <- new.env(parent = emptyenv())
-
 #' Is fastlstm's Python side available?
 #'
-#' `fastlstm_available()` says whether Python with `keras` and `fastlstm` can
-#' be loaded, without failing. Examples and vignettes use it to run only where
-#' Python is there.
+#' `fastlstm_available()` says whether Python with `keras`, its backend and
+#' `fastlstm` can be imported, without failing. Examples and vignettes use it
+#' to run only where Python is there.
 #'
-#' @return `TRUE` or `FALSE`.
+#' @return `TRUE`, or `FALSE` with an attribute `"reason"` that says which
+#'   module failed to import and why (for example a missing backend:
+#'   `No module named 'tensorflow'`).
 #' @export
 #' @examples
 #' fastlstm_available()
 fastlstm_available <- function() {
-  if (isTRUE(python_ready$ok)) return(TRUE)
-  ok <- tryCatch(
-    reticulate::py_module_available("keras") &&
-      reticulate::py_module_available("fastlstm"),
-    error = function(e) FALSE
-  )
-  if (ok) python_ready$ok <- TRUE
-  ok
+  status <- python_status()
+  if (status$ok) return(TRUE)
+  structure(FALSE, reason = paste0(
+    "importing ", status$module, " failed: ", status$reason
+  ))
 }
 
 # Every exported function that needs Python calls this first, so the first
-# use without Python is one R error that says how to install.
+# use without Python is one R error that says which import failed and why.
 require_python <- function(call = rlang::caller_env()) {
-  if (!fastlstm_available()) abort_no_python(call = call)
+  status <- python_status()
+  if (!status$ok) abort_no_python(status, call = call)
   invisible(TRUE)
 }
-
-# Runs `expr`, turning a Python exception into one R error that reads
-# cleanly: the Python message, without reticulate's traceback hint, raised
-# from the R function the user called. (reticulate < 1.29 signals Python
-# exceptions as Rcpp exceptions, later versions with Python classes.)
-with_py_errors <- function(expr, call = rlang::caller_env()) {
-  rethrow <- function(e) {
-    message <- python_error_message(e)
-    cli::cli_abort("{message}", call = call, class = "fastlstm_python_error")
-  }
-  tryCatch(expr, python.builtin.Exception = rethrow,
-           `Rcpp::exception` = rethrow)
-}
-
-python_error_message <- function(e) {
-  message <- conditionMessage(e)
-  message <- sub("\nDetailed traceback:.*$", "", message)
-  message <- sub("Run `reticulate::py_last_error\\(\\)` for details\\.?", "",
-                 message)
-  trimws(message)
-}
-
-`%||%` <- function(x, y) if (is.null(x)) y else x

@@ -23,17 +23,19 @@
 #' lstm_plan(lstm, input, device = "gpu")$kernel
 lstm_plan <- function(layer, inputs, mask = NULL, training = NULL,
                       device = NULL) {
-  require_python()
-  if (!inherits(layer, "python.builtin.object") ||
-      !reticulate::py_has_attr(layer, "cell")) {
-    value <- describe_value(layer)
-    cli::cli_abort(
-      "{.arg layer} must be a layer made by {.fn layer_lstm}, not {value}.",
+  if (!inherits(layer, "fastlstm.layer.LSTM")) {
+    abort(
+      "{.arg layer} must be a layer made by {.fn layer_lstm} (a {.cls fastlstm.LSTM}), not {describe_value(layer)}.",
       class = "fastlstm_bad_argument"
     )
   }
+  if (!is.null(training)) check_flags(training = training)
+  if (!(is.null(device) || identical(device, "cpu") || identical(device, "gpu"))) {
+    abort('{.arg device} must be NULL, "cpu" or "gpu", not {describe_value(device)}.',
+          class = "fastlstm_bad_argument")
+  }
+  require_python()
   with_py_errors(fastlstm_py$plan(
-    layer, as_py_value(inputs), mask = as_py_value(mask),
-    training = training, device = device
+    layer, inputs, mask = mask, training = training, device = device
   ))
 }

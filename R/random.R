@@ -15,23 +15,10 @@
 #' shape(x)
 random_uniform <- function(shape, minval = 0, maxval = 1, dtype = NULL,
                            seed = NULL) {
-  check_shape_arg(shape)
+  check_shape_arg(shape, known = TRUE)
   require_python()
   with_py_errors(keras$random$uniform(
     shape = as_py_shape(shape), minval = minval, maxval = maxval,
     dtype = dtype, seed = as_integer_or_null(seed)
   ))
-}
-
-check_shape_arg <- function(shape, arg = "shape", call = rlang::caller_env()) {
-  ok <- is.numeric(shape) && length(shape) >= 1 &&
-    all(is.na(shape) | (shape >= 0 & shape == trunc(shape)))
-  if (!ok) {
-    value <- describe_value(shape)
-    cli::cli_abort(
-      "{.arg {arg}} must be a vector of whole numbers (or a {.fn shape}), not {value}.",
-      call = call, class = "fastlstm_bad_argument"
-    )
-  }
-  invisible(shape)
 }

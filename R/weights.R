@@ -7,6 +7,8 @@
 #' between the two layers both ways.
 #'
 #' @param object A layer or model.
+#' @param trainable `NA` for all weights, `TRUE` for the trainable ones,
+#'   `FALSE` for the others.
 #' @param weights A list of R arrays (or tensors), in the order
 #'   `get_weights()` returns them.
 #' @returns `get_weights()`: a list of R arrays. `set_weights()`: `object`,
@@ -18,31 +20,41 @@
 #' w <- get_weights(lstm)
 #' sapply(w, dim)
 #' set_weights(lstm, lapply(w, function(a) a * 0))
-get_weights <- function(object) {
-  require_python()
+get_weights <- function(object, trainable = NA) {
   check_has_weights(object)
-  with_py_errors(lapply(object$weights, function(v) py_to_r_array(v$value)))
+  if (!(identical(trainable, NA) || isTRUE(trainable) || isFALSE(trainable))) {
+    abort("{.arg trainable} must be NA, TRUE or FALSE, not {describe_value(trainable)}.",
+          class = "fastlstm_bad_argument")
+  }
+  require_python()
+  variables <- if (is.na(trainable)) {
+    object$weights
+  } else if (trainable) {
+    object$trainable_weights
+  } else {
+    object$non_trainable_weights
+  }
+  with_py_errors(lapply(variables, function(v) as.array(keras$ops$convert_to_numpy(v))))
 }
 
 #' @rdname get_weights
 #' @export
 set_weights <- function(object, weights) {
-  require_python()
   check_has_weights(object)
   if (!is.list(weights) || is.object(weights)) {
-    cli::cli_abort(
+    abort(
       "{.arg weights} must be a list of arrays, not {describe_value(weights)}.",
       class = "fastlstm_bad_argument"
     )
   }
-  with_py_errors(object$set_weights(lapply(weights, as_py_value)))
+  require_python()
+  with_py_errors(object$set_weights(weights))
   invisible(object)
 }
 
 check_has_weights <- function(object, call = rlang::caller_env()) {
-  if (!inherits(object, "python.builtin.object") ||
-      !reticulate::py_has_attr(object, "set_weights")) {
-    cli::cli_abort(
+  if (!inherits(object, "keras.src.layers.layer.Layer")) {
+    abort(
       "{.arg object} must be a layer or model, not {describe_value(object)}.",
       class = "fastlstm_bad_argument", call = call
     )

@@ -43,7 +43,7 @@ abort_count_mismatch <- function(lhs, value, parent) {
     1L
   }
   n_values <- tryCatch(length(value), error = function(e) NA_integer_)
-  cli::cli_abort(
+  abort(
     c("{.code %<-%} has {n_names} name{?s} on the left, {.code {names_text}}, but the value on the right has {n_values} element{?s}.",
       i = "Give one name per element, or collect the rest with {.code ...rest}."),
     call = NULL, class = "fastlstm_bad_argument"

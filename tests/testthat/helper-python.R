@@ -30,6 +30,21 @@ r_lstm <- function(x, kernel, recurrent_kernel, bias) {
   list(h = h, c = c)
 }
 
-weights_of <- function(layer) {
-  lapply(layer$get_weights(), fastlstm:::py_to_r_array)
+weights_of <- function(layer) get_weights(layer)
+
+# Runs R code in a fresh Rscript (the Keras backend is fixed per process)
+# with the environment variables `env` set and `unset` removed; returns its
+# output and exit status.
+run_rscript <- function(code, env = character(), unset = character()) {
+  script <- tempfile(fileext = ".R")
+  on.exit(unlink(script), add = TRUE)
+  writeLines(code, script)
+  lib_paths <- paste(.libPaths(), collapse = .Platform$path.sep)
+  args <- c(rbind("-u", unset), paste0("R_LIBS=", lib_paths), env,
+            file.path(R.home("bin"), "Rscript"), script)
+  out <- suppressWarnings(system2("env", shQuote(args), stdout = TRUE,
+                                  stderr = TRUE))
+  list(output = out, status = attr(out, "status") %||% 0L)
 }
+
+`%||%` <- function(x, y) if (is.null(x)) y else x

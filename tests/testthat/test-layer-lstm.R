@@ -81,17 +81,129 @@ test_that("with an R array, the layer is called on it", {
   expect_identical(shape(out), shape(2, 5))
 })
 
+test_that("a layer object takes R arrays, as in keras3 (no conversion by hand)", {
+  skip_if_no_fastlstm()
+  set.seed(4)
+  x <- array(runif(4 * 10 * 8), c(4, 10, 8))
+  lstm <- layer_lstm(units = 4)
+  out <- lstm(x)
+  expect_identical(shape(out), shape(4, 4))
+  expect_equal(as.array(out), as.array(lstm(op_convert_to_tensor(x))),
+               tolerance = 1e-6)
+  w <- weights_of(lstm)
+  expect_equal(as.array(out), r_lstm(x, w[[1]], w[[2]], w[[3]])$h,
+               tolerance = 1e-5)
+  # keras.layers.Bidirectional called on an R array
+  bi <- keras$layers$Bidirectional(layer_lstm(units = 4))
+  expect_identical(shape(bi(x)), shape(4, 8))
+})
+
+test_that("initial_state is a list of R matrices", {
+  skip_if_no_fastlstm()
+  set.seed(5)
+  x <- array(rnorm(3 * 4 * 2), c(3, 4, 2))
+  h0 <- matrix(rnorm(3 * 5), 3, 5)
+  c0 <- matrix(rnorm(3 * 5), 3, 5)
+  lstm <- layer_lstm(units = 5, return_state = TRUE)
+  c(out, h, c) %<-% lstm(x, initial_state = list(h0, c0))
+  w <- weights_of(lstm)
+  sigmoid <- function(z) 1 / (1 + exp(-z))
+  hh <- h0
+  cc <- c0
+  for (t in 1:4) {
+    z <- x[, t, ] %*% w[[1]] + hh %*% w[[2]] + matrix(w[[3]], 3, 20, byrow = TRUE)
+    g <- function(k) z[, (k - 1) * 5 + 1:5]
+    cc <- sigmoid(g(2)) * cc + sigmoid(g(1)) * tanh(g(3))
+    hh <- sigmoid(g(4)) * tanh(cc)
+  }
+  expect_equal(as.array(h), hh, tolerance = 1e-5)
+  expect_equal(as.array(c), cc, tolerance = 1e-5)
+})
+
+test_that("a logical R matrix is a mask", {
+  skip_if_no_fastlstm()
+  set.seed(6)
+  x <- array(rnorm(2 * 5 * 3), c(2, 5, 3))
+  mask <- matrix(TRUE, 2, 5)
+  mask[1, 1:2] <- FALSE # left-padded row
+  lstm <- layer_lstm(units = 4)
+  out <- as.array(lstm(x, mask = mask))
+  w <- weights_of(lstm)
+  expect_equal(out[1, ], r_lstm(x[1, 3:5, , drop = FALSE], w[[1]], w[[2]], w[[3]])$h[1, ],
+               tolerance = 1e-5)
+  expect_equal(out[2, ], r_lstm(x[2, , , drop = FALSE], w[[1]], w[[2]], w[[3]])$h[1, ],
+               tolerance = 1e-5)
+  expect_identical(lstm_plan(lstm, x, mask = mask)$mask, "left-padded")
+})
+
+test_that("layer_bidirectional() wraps fastlstm's LSTM both ways, as Keras's does", {
+  skip_if_no_fastlstm()
+  set.seed(7)
+  x <- array(rnorm(3 * 6 * 4), c(3, 6, 4))
+  bi <- layer_bidirectional(layer = layer_lstm(units = 5))
+  out <- bi(x)
+  expect_identical(shape(out), shape(3, 10))
+  expect_s3_class(bi$forward_layer, "fastlstm.layer.LSTM")
+  expect_s3_class(bi$backward_layer, "fastlstm.layer.LSTM")
+
+  reference <- keras$layers$Bidirectional(keras$layers$LSTM(5L))
+  reference$build(reticulate::tuple(3L, 6L, 4L))
+  reference$set_weights(bi$get_weights())
+  expect_equal(as.array(out), as.array(reference(x)), tolerance = 1e-5)
+
+  # composition with a tensor, an array and a Sequential model
+  expect_identical(shape(x |> layer_bidirectional(layer_lstm(units = 2), merge_mode = "sum")),
+                   shape(3, 2))
+  model <- keras_model_sequential(input_shape = c(6, 4)) |>
+    layer_bidirectional(layer_lstm(units = 3, return_sequences = TRUE))
+  expect_identical(unclass(shape(model$outputs[[1]])), list(NULL, 6L, 6L))
+  expect_error(layer_bidirectional(x, "lstm"), "`layer` must be a recurrent layer")
+})
+
+test_that("layer_rnn(cell = rnn_cell_lstm()) runs fastlstm's kernel with the cell's numbers", {
+  skip_if_no_fastlstm()
+  set.seed(8)
+  x <- array(rnorm(2 * 7 * 3), c(2, 7, 3))
+  rnn <- layer_rnn(cell = rnn_cell_lstm(4, unit_forget_bias = FALSE), return_sequences = TRUE)
+  expect_s3_class(rnn, "fastlstm.layer.LSTM")
+  expect_false(rnn$cell$unit_forget_bias)
+  expect_true(rnn$return_sequences)
+  out <- rnn(x)
+  expect_identical(shape(out), shape(2, 7, 4))
+  expect_true(lstm_plan(rnn, x)$kernel %in% c("native", "loop"))
+
+  # the same numbers as Keras's RNN stepping the same cell
+  cell <- keras$layers$LSTMCell(4L)
+  reference <- keras$layers$RNN(cell, return_sequences = TRUE)
+  reference$build(reticulate::tuple(2L, 7L, 3L))
+  reference$set_weights(rnn$get_weights())
+  expect_equal(as.array(out), as.array(reference(x)), tolerance = 1e-5)
+
+  # a built cell brings its weights
+  built <- rnn_cell_lstm(4)
+  built$build(reticulate::tuple(2L, 3L))
+  from_built <- layer_rnn(cell = built)
+  expect_equal(get_weights(from_built), get_weights(built))
+
+  # composing, and a stack of cells (Keras's generic RNN)
+  expect_identical(shape(x |> layer_rnn(rnn_cell_lstm(2))), shape(2, 2))
+  stacked <- layer_rnn(cell = list(rnn_cell_lstm(3), rnn_cell_lstm(2)))
+  expect_s3_class(stacked, "keras.src.layers.rnn.rnn.RNN")
+  expect_identical(shape(stacked(x)), shape(2, 2))
+  expect_error(layer_rnn(), "`cell` is missing")
+})
+
 test_that("R's numbers equal the Python layer's and a plain R LSTM's on the same weights", {
   skip_if_no_fastlstm()
   set.seed(1)
   x <- array(rnorm(3 * 6 * 4), c(3, 6, 4))
   lstm <- layer_lstm(units = 5, return_state = TRUE)
-  c(out, h, c) %<-% lstm(as_tensor(x))
+  c(out, h, c) %<-% lstm(op_convert_to_tensor(x))
 
   keras_lstm <- keras$layers$LSTM(5L)
   keras_lstm$build(reticulate::tuple(3L, 6L, 4L))
   keras_lstm$set_weights(lstm$get_weights())
-  keras_out <- as.array(keras_lstm(as_tensor(x)))
+  keras_out <- as.array(keras_lstm(x))
   expect_equal(as.array(out), keras_out, tolerance = 1e-5)
 
   w <- weights_of(lstm)
@@ -165,11 +277,13 @@ test_that("get_weights() and set_weights() move weights between layers", {
   invisible(input |> a())
   invisible(input |> b())
   w <- get_weights(a)
-  expect_equal(lapply(w, dim), list(c(3L, 16L), c(4L, 16L), NULL))
+  expect_equal(lapply(w, dim), list(c(3L, 16L), c(4L, 16L), 16L))
   expect_length(w[[3]], 16)
-  expect_equal(w[[3]][5:8], rep(1, 4))  # unit_forget_bias
+  expect_equal(as.vector(w[[3]][5:8]), rep(1, 4))  # unit_forget_bias
   expect_identical(set_weights(b, w), b)
   expect_equal(as.array(input |> b()), as.array(input |> a()), tolerance = 1e-6)
   expect_error(set_weights(b, "x"), "`weights` must be a list")
   expect_error(get_weights(42), "`object` must be a layer or model")
+  expect_length(get_weights(a, trainable = FALSE), 0)
+  expect_length(get_weights(a, trainable = TRUE), 3)
 })

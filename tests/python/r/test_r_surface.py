@@ -72,7 +72,7 @@ def test_r_composition_matches_the_python_layer_on_the_same_weights(r, from_r):
 
 
 def test_r_arrays_arrive_in_python_unchanged(from_r):
-    values = from_r("as_tensor(array(as.double(1:24), c(2, 3, 4)))")
+    values = from_r("op_convert_to_tensor(array(as.double(1:24), c(2, 3, 4)))")
     expected = np.arange(1, 25, dtype="float64").reshape((2, 3, 4), order="F")
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(values), expected)
 
@@ -144,3 +144,34 @@ def test_lstm_plan_is_fastlstm_plan(from_r):
     assert plan.kernel == "cudnn"
     assert plan.device == "gpu"
     assert re.search("cudnn", str(plan))
+
+
+def test_an_r_array_reaches_the_layer_exactly(from_r):
+    """A layer called from R on an R array (reticulate's own conversion, no
+    bridge) gives what the same layer gives on the same NumPy array."""
+    layer, out = from_r(
+        "x <- array(seq(-1, 1, length.out = 2 * 5 * 3), c(2, 5, 3))\n"
+        "lstm <- layer_lstm(units = 4)\n"
+        "list(lstm, lstm(x))"
+    )
+    x = np.linspace(-1, 1, 2 * 5 * 3).reshape((2, 5, 3), order="F")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out),
+                               keras.ops.convert_to_numpy(layer(x)),
+                               atol=1e-6)
+
+
+def test_layer_rnn_with_an_lstm_cell_is_fastlstm(from_r):
+    layer = from_r(
+        "layer_rnn(cell = rnn_cell_lstm(3, dropout = 0.25), return_sequences = TRUE)"
+    )
+    assert type(layer) is fastlstm.LSTM
+    assert layer.units == 3 and layer.return_sequences is True
+    assert layer.cell.dropout == 0.25
+
+
+def test_layer_bidirectional_runs_fastlstm_both_ways(from_r):
+    layer = from_r("layer_bidirectional(layer = layer_lstm(units = 2))")
+    assert isinstance(layer, keras.layers.Bidirectional)
+    assert type(layer.forward_layer) is fastlstm.LSTM
+    assert type(layer.backward_layer) is fastlstm.LSTM
+    assert layer.backward_layer.go_backwards is True

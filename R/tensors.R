@@ -1,0 +1,64 @@
+is_r_array_like <- function(x) {
+  (is.numeric(x) || is.logical(x)) && !is.object(x)
+}
+
+#' Convert between R arrays and tensors
+#'
+#' `op_convert_to_tensor()` turns an R array (numeric, integer or logical)
+#' into a tensor of the current Keras backend, as keras3's function of that
+#' name does. `as.array()` turns a tensor or a Keras variable back into an R
+#' array. Layers, [fit()] and [predict()] take R arrays directly, so neither
+#' is needed to call them.
+#'
+#' @param x An R array or vector (for `op_convert_to_tensor()`), a tensor or
+#'   variable (for `as.array()`).
+#' @param dtype The tensor's data type, e.g. `"float32"`; by default Keras
+#'   chooses (`"float32"` for doubles, `"int32"` for integers, `"bool"` for
+#'   logicals). A double array converted to an integer type is truncated
+#'   first.
+#' @param sparse Whether to keep a sparse tensor sparse (`NULL`: Keras's
+#'   default).
+#' @param ... Unused.
+#' @return `op_convert_to_tensor()`: a backend tensor. `as.array()`: an R
+#'   array.
+#' @export
+#' @examplesIf fastlstm_available()
+#' x <- op_convert_to_tensor(array(1:24, c(2, 3, 4)), dtype = "float32")
+#' shape(x)
+#' as.array(x)[2, 3, 4]
+op_convert_to_tensor <- function(x, dtype = NULL, sparse = NULL) {
+  if (!is_r_array_like(x) && !inherits(x, "python.builtin.object")) {
+    abort(
+      "{.arg x} must be a numeric or logical array or a tensor, not {describe_value(x)}.",
+      class = "fastlstm_bad_argument"
+    )
+  }
+  require_python()
+  if (is.character(dtype) && length(dtype) == 1 && is.double(x) &&
+      grepl("int", dtype, fixed = TRUE)) {
+    storage.mode(x) <- "integer"
+  }
+  if (is.atomic(x) && length(x) > 1L) x <- as.array(x)
+  with_py_errors(keras$ops$convert_to_tensor(x, dtype = dtype, sparse = sparse))
+}
+
+as_array_tensor <- function(x, ...) {
+  require_python()
+  as.array(with_py_errors(keras$ops$convert_to_numpy(x)))
+}
+
+#' @rdname op_convert_to_tensor
+#' @export
+`as.array.tensorflow.python.framework.tensor.Tensor` <- as_array_tensor
+
+#' @rdname op_convert_to_tensor
+#' @export
+`as.array.jax.jaxlib._jax.Array` <- as_array_tensor
+
+#' @rdname op_convert_to_tensor
+#' @export
+`as.array.torch.Tensor` <- as_array_tensor
+
+#' @rdname op_convert_to_tensor
+#' @export
+`as.array.keras.src.backend.common.variables.Variable` <- as_array_tensor
