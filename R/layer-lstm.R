@@ -81,6 +81,17 @@
 #' - **`dropout` and `recurrent_dropout` outside \[0, 1\] are errors**
 #'   (Keras clips them silently).
 #'
+#' @section Using fastlstm's layer_lstm() with keras3:
+#' keras3 has a `layer_lstm()` too, which builds `keras.layers.LSTM`; the one
+#' attached last wins. In a session with both, call `fastlstm::layer_lstm()`
+#' or attach fastlstm after keras3. Everything else fastlstm exports under a
+#' keras3 name ([shape()], [fit()], [compile()], [evaluate()], [predict()],
+#' [keras_model_sequential()], ...) gives the same results as keras3's, so
+#' the attach order does not matter there. Both packages use the R session's
+#' one Python: point it at the environment [install_fastlstm()] made (set
+#' `RETICULATE_PYTHON`, or call `reticulate::use_virtualenv()`) before either
+#' package uses Python.
+#'
 #' @param object Object to compose the layer with. A tensor, array, or
 #'   sequential model.
 #' @param units Positive integer, dimensionality of the output space.
@@ -237,8 +248,8 @@ layer_lstm <- function(object, units,
 #' @inheritParams layer_lstm
 #' @param ... For forward/backward compatability. (Passed to
 #'   `fastlstm.LSTMCell` by name.)
-#' @returns A `Layer` instance: the cell, to be wrapped by
-#'   `keras$layers$RNN()`.
+#' @returns A `Layer` instance: the cell, to be wrapped by [layer_rnn()]
+#'   (which runs an LSTM cell on fastlstm's kernel).
 #'
 #' @section Call Arguments:
 #' - `inputs`: A 2D tensor, with shape `(batch, features)`.
@@ -253,7 +264,7 @@ layer_lstm <- function(object, units,
 #' @export
 #' @examplesIf fastlstm_available()
 #' input <- random_uniform(c(32, 10, 8))
-#' rnn <- keras$layers$RNN(rnn_cell_lstm(4))
+#' rnn <- layer_rnn(cell = rnn_cell_lstm(4))
 #' shape(rnn(input))
 rnn_cell_lstm <- function(units,
                           activation = "tanh",

@@ -8,15 +8,16 @@
 Sys.setenv(TF_CPP_MIN_LOG_LEVEL = Sys.getenv("TF_CPP_MIN_LOG_LEVEL", "2"))
 library(fastlstm)
 
-# Outputs (the .keras file and the plot) go to FASTLSTM_DEMO_OUT if set
+# Outputs (the .keras file and the plots) go to FASTLSTM_DEMO_OUT if set
 # (`make demo` sets it), to demo/output/ when run from the repository, and
-# to a temporary directory otherwise.
+# to fastlstm-demo/ in the working directory otherwise (where the user will
+# find them; the last lines print the full paths).
 out_dir <- Sys.getenv("FASTLSTM_DEMO_OUT")
 if (!nzchar(out_dir)) {
   out_dir <- if (file.exists(file.path("demo", "forecast.R"))) {
     file.path("demo", "output")
   } else {
-    tempdir()
+    "fastlstm-demo"
   }
 }
 dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
@@ -80,7 +81,7 @@ model <- keras_model_sequential(input_shape = c(window, 1)) |>
   layer_dense(1)
 model |> compile(optimizer = keras$optimizers$Adam(learning_rate = 0.003),
                  loss = "mse")
-invisible(model$summary())
+summary(model)
 
 started <- Sys.time()
 history <- model |> fit(train$x, train$y, epochs = 8, batch_size = 32,
@@ -132,17 +133,13 @@ show_plan(gpu_plan)
 if (gpu_plan$kernel != "cudnn") stop("A left-padded batch should run cuDNN on a GPU.")
 
 # fastlstm is a drop-in keras.layers.LSTM: the trained weights, copied into
-# Keras's own layer, give the same forecasts to float precision.
-# (fastlstm has no R wrapper for get_weights()/set_weights(), so the weights
-# are copied variable by variable through the Keras objects.)
-x_test <- as_tensor(test$x)
+# Keras's own layer with get_weights()/set_weights(), give the same
+# forecasts to float precision.
 reference <- keras$layers$LSTM(32L)
-invisible(reference(x_test)) # builds its weights
-for (i in seq_along(reference$weights)) {
-  invisible(reference$weights[[i]]$assign(lstm$weights[[i]]))
-}
-ours <- as.array(lstm(x_test))
-theirs <- as.array(reference(x_test))
+invisible(reference(test$x)) # builds its weights
+set_weights(reference, get_weights(lstm))
+ours <- as.array(lstm(test$x))
+theirs <- as.array(reference(test$x))
 difference <- max(abs(ours - theirs))
 cat(sprintf("fastlstm vs keras.layers.LSTM, same weights: largest difference %.1e\n",
             difference))
@@ -175,4 +172,12 @@ legend("topleft", bty = "n", lwd = c(1, 1.5), col = c("grey60", "firebrick"),
                           rmse_lstm, rmse_persistence)))
 invisible(dev.off())
 if (!file.exists(png_path)) stop("The plot was not written.")
-cat("Plot written to", normalizePath(png_path), "\n")
+
+# The training history: loss per epoch, training and validation.
+history_path <- file.path(out_dir, "demo-history.png")
+png(history_path, width = 800, height = 480, res = 110)
+plot(history)
+invisible(dev.off())
+
+cat("Forecast plot written to", normalizePath(png_path), "\n")
+cat("Training history plot written to", normalizePath(history_path), "\n")
