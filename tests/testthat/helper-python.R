@@ -40,7 +40,8 @@ run_rscript <- function(code, env = character(), unset = character()) {
   on.exit(unlink(script), add = TRUE)
   writeLines(code, script)
   lib_paths <- paste(.libPaths(), collapse = .Platform$path.sep)
-  args <- c(rbind("-u", unset), paste0("R_LIBS=", lib_paths), env,
+  args <- c(as.vector(rbind(rep("-u", length(unset)), unset)),
+            paste0("R_LIBS=", lib_paths), env,
             file.path(R.home("bin"), "Rscript"), script)
   out <- suppressWarnings(system2("env", shQuote(args), stdout = TRUE,
                                   stderr = TRUE))

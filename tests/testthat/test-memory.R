@@ -1,0 +1,12 @@
+test_that("1,000 randomized calls on the PyTorch backend keep R's memory flat", {
+  skip_if_no_fastlstm()
+  skip_if_not(file.exists("/proc/self/status"), "reads RSS from /proc")
+  skip_if_not(reticulate::py_module_available("torch"), "needs the PyTorch backend")
+  script <- test_path("scripts", "rss-loop.R")
+  result <- run_rscript(readLines(script), env = "KERAS_BACKEND=torch")
+  line <- grep("^growth_kb ", result$output, value = TRUE)
+  expect_identical(result$status, 0L, info = paste(result$output, collapse = "\n"))
+  expect_length(line, 1)
+  growth <- as.numeric(sub("^growth_kb ", "", line))
+  expect_lt(growth, 1024)
+})
