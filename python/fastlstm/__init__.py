@@ -39,18 +39,4 @@ def plan(layer, inputs, mask=None, training=None, device=None):
             "Received an invalid value for argument `device`: expected "
             f"'cpu', 'gpu' or None, got {device!r}."
         )
-    from keras import ops
-
-    from fastlstm import _validation
-
-    shape = tuple(ops.shape(inputs))
-    _validation.check_inputs_shape(shape)
-    if mask is not None:
-        import keras
-
-        _validation.check_mask(
-            tuple(ops.shape(mask)),
-            keras.backend.standardize_dtype(getattr(mask, "dtype", "bool")),
-            shape,
-        )
     return layer.plan(inputs, mask=mask, training=training, device=device)

@@ -12,6 +12,8 @@ from keras import activations
 from fastlstm import _sequence
 
 KERNELS = ("cudnn", "native", "loop", "unrolled")
+# The kernels that run the backend's fused LSTM; the others run the recurrence.
+FUSED_KERNELS = ("cudnn", "native")
 
 _DESCRIPTIONS = {
     "cudnn": "cuDNN's fused LSTM",
@@ -92,7 +94,9 @@ def decide(
     recurrent_activation,
     use_bias,
     unroll,
+    dropout,
     recurrent_dropout,
+    implementation,
     use_cudnn,
     mask,
     training,
@@ -101,16 +105,21 @@ def decide(
 ):
     """Chooses the kernel. Pure: the same facts always give the same plan.
 
+    Every fact that changes which kernel runs is an argument here, and the
+    layer runs the kernel the plan names: nothing else overrides it.
+
     Args:
         backend: "tensorflow", "jax" or "torch".
         device: "cpu" or "gpu".
         activation, recurrent_activation: activation names.
         use_bias, unroll: the layer's flags.
-        recurrent_dropout: the layer's rate.
+        dropout, recurrent_dropout: the cell's rates.
+        implementation: the cell's `implementation` (1 draws one input
+            dropout mask per gate, which a fused kernel cannot apply).
         use_cudnn: "auto", True or False.
         mask: the mask layout (see `fastlstm._sequence`).
-        training: whether dropout is active in this call.
-        dtype: the compute dtype name.
+        training: whether the call is in training mode.
+        dtype: the dtype the call computes in.
         native_cpu_kernel: whether the backend has a fused CPU LSTM.
 
     Returns:
@@ -122,6 +131,7 @@ def decide(
     """
     no_holes = mask in _sequence.CONTIGUOUS_LAYOUTS or mask == _sequence.RUNTIME
     rec_dropout_off = not (training and recurrent_dropout)
+    gate_dropout_off = not (training and dropout and implementation == 1)
     shared = [
         (f"activation is tanh (found {activation})", activation == "tanh"),
         (
@@ -132,6 +142,13 @@ def decide(
             "recurrent_dropout is 0 or the call is not training "
             f"(found recurrent_dropout={recurrent_dropout}, training={bool(training)})",
             rec_dropout_off,
+        ),
+        (
+            "input dropout uses one mask for all gates: implementation is 2, "
+            "dropout is 0 or the call is not training (found "
+            f"implementation={implementation}, dropout={dropout}, "
+            f"training={bool(training)})",
+            gate_dropout_off,
         ),
         (f"unroll is False (found {unroll})", not unroll),
     ]

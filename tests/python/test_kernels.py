@@ -10,7 +10,7 @@ from keras import activations, ops
 
 import fastlstm
 from fastlstm import _sequence, kernels
-from helpers import build_pair, forward, make_mask, pair, to_numpy
+from helpers import build_pair, forward, fused_stand_in, make_mask, pair, to_numpy
 
 MODULE = kernels.get()
 B, T, F, U = 3, 6, 2, 4
@@ -91,24 +91,6 @@ def test_rotation_round_trip():
     assert not bool(to_numpy(_sequence.is_contiguous(ops.convert_to_tensor(holes))))
 
 
-def loop_standing_in_for_fused(
-    x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True
-):
-    """The fused kernel's contract (front-aligned rows, outputs past a row's
-    length are zeros), computed by the loop kernel: lets the cuDNN path's
-    plumbing run on a CPU. It proves the plumbing, not cuDNN."""
-    xp = _sequence.project(x, kernel, bias, None)
-    mask = None
-    if lengths is not None:
-        mask = ops.arange(ops.shape(x)[1], dtype="int32")[None, :] < lengths[:, None]
-    _, y, h, c = MODULE.recurrence(
-        xp, h0, c0, recurrent_kernel, mask,
-        activation=activations.tanh, recurrent_activation=activations.sigmoid,
-        zero_output_for_mask=True, return_sequences=True, unroll=False,
-    )
-    return y, h, c
-
-
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_cudnn_path_plumbing_in_a_compiled_model(monkeypatch, go_backwards):
     """Inside fit/predict the mask is traced: the layer picks cuDNN or the
@@ -116,7 +98,7 @@ def test_cudnn_path_plumbing_in_a_compiled_model(monkeypatch, go_backwards):
     import keras
 
     monkeypatch.setattr(MODULE, "device", lambda: "gpu")
-    monkeypatch.setattr(MODULE, "fused", loop_standing_in_for_fused)
+    monkeypatch.setattr(MODULE, "fused", fused_stand_in(MODULE.recurrence))
     rng = np.random.default_rng(3)
     x = rng.standard_normal((B, T, F)).astype("float32")
     mask = make_mask("left", B, T, seed=4)

@@ -16,7 +16,9 @@ FACTS = dict(
     recurrent_activation="sigmoid",
     use_bias=True,
     unroll=False,
+    dropout=0.0,
     recurrent_dropout=0.0,
+    implementation=2,
     use_cudnn="auto",
     mask=seq.NO_MASK,
     training=False,
@@ -63,6 +65,26 @@ def test_each_cudnn_requirement_is_named_when_unmet(change, unmet):
     plan = decide(device="gpu", **change)
     assert plan.kernel != "cudnn"
     assert [r.text for r in plan.unmet("cudnn")] == [unmet]
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_per_gate_input_dropout_in_training_needs_the_loop(device):
+    """implementation=1 draws one input-dropout mask per gate, which no fused
+    kernel applies: the planner says so (issue 11: the plan said native
+    while the layer ran the loop)."""
+    plan = decide(device=device, dropout=0.3, implementation=1, training=True)
+    assert plan.kernel == "loop"
+    fused = "cudnn" if device == "gpu" else "native"
+    assert [r.text for r in plan.unmet(fused)] == [
+        "input dropout uses one mask for all gates: implementation is 2, "
+        "dropout is 0 or the call is not training (found implementation=1, "
+        "dropout=0.3, training=True)"
+    ]
+    # One shared mask (implementation 2), or no dropout at inference, fuse.
+    assert decide(device=device, dropout=0.3, implementation=2, training=True).kernel == fused
+    assert decide(device=device, dropout=0.3, implementation=1, training=False).kernel == fused
+    with pytest.raises(ValueError, match="input dropout uses one mask for all gates"):
+        decide(device="gpu", dropout=0.3, implementation=1, training=True, use_cudnn=True)
 
 
 def test_recurrent_dropout_at_inference_keeps_cudnn():
@@ -140,6 +162,35 @@ def test_public_plan_rejects_bad_arguments():
         fastlstm.plan(keras.layers.Dense(2), np.zeros((2, 5, 3)))
     with pytest.raises(ValueError, match="argument `inputs`"):
         fastlstm.plan(layer, np.zeros((2, 5)))
+
+
+def test_public_plan_names_inputs_that_are_not_tensors():
+    layer = fastlstm.LSTM(4)
+    with pytest.raises(ValueError, match=r"argument `inputs`: expected a 3D tensor of shape \(batch, timesteps, features\), got None"):
+        fastlstm.plan(layer, None)
+    with pytest.raises(TypeError, match=r"argument `inputs`: expected a 3D tensor or array.*got a str \('abc'\)"):
+        fastlstm.plan(layer, "abc")
+    with pytest.raises(TypeError, match=r"argument `inputs`.*got a list"):
+        fastlstm.plan(layer, [[[0.0, 1.0]]])
+    with pytest.raises(TypeError, match=r"argument `mask`.*got a list"):
+        fastlstm.plan(layer, np.zeros((2, 5, 3)), mask=[[True] * 5] * 2)
+
+
+def test_public_plan_checks_the_feature_size_of_a_built_layer():
+    layer = fastlstm.LSTM(4)
+    layer.build((2, 5, 3))
+    with pytest.raises(ValueError, match=r"argument `inputs`: this layer was built for 3 features.*got inputs of shape \(2, 5, 2\) with 2"):
+        fastlstm.plan(layer, np.zeros((2, 5, 2)))
+
+
+def test_public_plan_takes_the_masks_a_call_takes():
+    """Float, (batch, timesteps, 1) and batch-1 masks have the layout of the
+    boolean mask they stand for."""
+    layer = fastlstm.LSTM(4)
+    x = np.zeros((3, 5, 2), "float32")
+    left = np.array([[0, 0, 1, 1, 1]] * 3)
+    for mask in (left.astype("float32"), left[..., None], left[:1].astype(bool)):
+        assert fastlstm.plan(layer, x, mask=mask).mask == seq.LEFT_PADDED
 
 
 def test_use_cudnn_true_on_a_cpu_raises_when_called():
