@@ -144,3 +144,26 @@ def test_batch_1_state_gradient_sums_over_rows():
     want[1] = want[1].sum(axis=0, keepdims=True)
     want[2] = want[2].sum(axis=0, keepdims=True)
     assert_all_close(got, want, what="gradient")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [dict(), dict(return_sequences=True, return_state=True), dict(stateful=True, go_backwards=True)],
+    ids=["last", "sequences_and_state", "stateful"],
+)
+def test_shape_inference_runs_no_kernel(monkeypatch, config):
+    """Issue 11, item 6: Keras's first fit() on PyTorch infers the model's
+    output spec on meta tensors, where torch's LSTM ran step by step (25 s at
+    T = 10,000). Shape inference runs no kernel and gives the shapes and
+    dtypes of a real call."""
+    ran = instrument_kernels(monkeypatch)
+    layer = fastlstm.LSTM(U, **config)
+    x = np.random.default_rng(5).standard_normal((B, T, F)).astype("float32")
+    layer.build(x.shape)
+    spec = keras.src.backend.compute_output_spec(layer, keras.KerasTensor(x.shape))
+    assert ran == []
+    real = layer(x)
+    assert ran
+    for s, r in zip(keras.tree.flatten(spec), keras.tree.flatten(real)):
+        assert tuple(s.shape) == tuple(r.shape)
+        assert s.dtype == keras.backend.standardize_dtype(r.dtype)
