@@ -42,14 +42,22 @@ def _recurrent_term(h, recurrent_kernel, rec_masks):
     )
 
 
-def _recording():
-    """Whether a gradient tape may record the ops built now."""
-    try:
-        from tensorflow.python.eager import tape as tape_lib
+def _recording(tensors):
+    """Whether a gradient may be taken through ops built now on `tensors`.
 
-        return bool(tape_lib.could_possibly_record())
-    except Exception:  # a TensorFlow without the private helper
+    Eagerly: whether a tape watches them. While a graph is traced: whether
+    any tape is active (a tape outside a traced function differentiates it
+    from its graph later). Without a tape, the inference loop saves nothing
+    that only a gradient needs; a gradient taken anyway (tf.gradients) goes
+    through it by autodiff.
+    """
+    try:
+        from tensorflow.python.eager import record
+    except ImportError:  # a TensorFlow without the private module
         return True
+    if tf.executing_eagerly():
+        return bool(record.should_record_backprop(tensors))
+    return bool(record.could_possibly_record())
 
 
 # On a CPU, TensorFlow runs a while_loop op by op, and the op overhead, not
@@ -204,7 +212,7 @@ def _standard_recurrence(
     if mask is not None:
         masks = tf.expand_dims(tf.transpose(tf.cast(mask, tf.bool)), -1)
     flags = (zero_output_for_mask, return_sequences, masks is not None)
-    grad = _recording()
+    grad = _recording([xs, h0, c0, w, r, b])
     run = _with_gradient(*flags) if grad else _loops(*flags)[0]
     last, outs, h, c = run(xs, h0, c0, w, r, b, *(() if masks is None else (masks,)))
     outputs = tf.transpose(outs, [1, 0, 2]) if return_sequences else None
