@@ -109,6 +109,15 @@ class LSTM(keras.layers.LSTM):
             _validation.check_stateful_batch(sequences_shape)
         super().build(sequences_shape, initial_state_shape)
 
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        # Symbolic calls (keras.Input) get the shape checks of a real call.
+        _validation.check_inputs_shape(sequences_shape)
+        if self.cell.built:
+            _validation.check_feature_size(
+                tuple(sequences_shape), tuple(self.cell.kernel.shape)
+            )
+        return super().compute_output_shape(sequences_shape, initial_state_shape)
+
     def call(self, sequences, initial_state=None, mask=None, training=False):
         # Every check runs here, once, before any kernel: the kernels take
         # float sequences of the built feature size, a boolean

@@ -167,3 +167,12 @@ def test_shape_inference_runs_no_kernel(monkeypatch, config):
     for s, r in zip(keras.tree.flatten(spec), keras.tree.flatten(real)):
         assert tuple(s.shape) == tuple(r.shape)
         assert s.dtype == keras.backend.standardize_dtype(r.dtype)
+
+
+def test_feature_size_mismatch_on_a_symbolic_input():
+    """A built layer applied to a keras.Input of another size fails when the
+    model is assembled, not later inside a kernel."""
+    layer = fastlstm.LSTM(4)
+    layer(keras.Input((5, 8)))
+    with pytest.raises(ValueError, match=r"argument `inputs`: this layer was built for 8 features.*got inputs of shape \(None, 5, 7\) with 7"):
+        layer(keras.Input((5, 7)))
