@@ -29,10 +29,7 @@ NATIVE_DTYPES = ("float32",)
 
 def native_status():
     """`(True, "")` where the native kernel can run, else `(False, why)`."""
-    ok, why = _compiled.status("jax")
-    if ok:
-        _register_targets()
-    return ok, why
+    return _compiled.status("jax")
 
 
 def _native(fn):
@@ -340,6 +337,7 @@ def _workspace_bytes(batch, steps, features, units):
 
 
 def _call(target, results, *args):
+    _register_targets()
     return jax.ffi.ffi_call(target, results, vmap_method="sequential")(
         *args, threads=np.int64(_compiled.threads("jax"))
     )

@@ -27,8 +27,6 @@ def native_status():
     ok, why = _compiled.status("tensorflow")
     if ok and _in_xla_context():
         return False, "the call is being compiled by XLA (jit_compile=True), which cannot run a custom op"
-    if ok:
-        _register_gradient()
     return ok, why
 
 
@@ -459,6 +457,7 @@ def cudnn(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=Tr
 
 
 def _ops():
+    _register_gradient()
     return _compiled.load("tensorflow")
 
 
@@ -468,6 +467,7 @@ def _threads():
 
 @functools.lru_cache(maxsize=None)
 def _register_gradient():
+    # Once per process: TensorFlow refuses a second registration.
     @tf.RegisterGradient("FastlstmLstm")
     def _lstm_grad(op, dy, dh, dc, _):
         inputs = list(op.inputs)
