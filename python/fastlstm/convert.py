@@ -84,11 +84,11 @@ class ConversionReport:
         for e in self.skipped:
             lines.append(f"  left     {e.path:<{width}}  {e.reason}")
         if self.swapped:
-            lines.append(
-                f"  kernels as planned for an unmasked inference batch on "
-                f"{self.backend}, {self.device}; a masked batch may run "
-                "another: fastlstm.plan(layer, x, mask=mask) tells"
-            )
+            lines += [
+                "  kernels planned for an unmasked inference batch on "
+                f"{self.backend}, {self.device};",
+                "  fastlstm.plan(layer, x, mask=mask) tells what a masked batch runs",
+            ]
         return "\n".join(lines)
 
     # For reading: the REPL (and R's print) show it whole.
@@ -104,8 +104,9 @@ def convert_model(model_or_path, verbose=True):
     `TimeDistributed`, and in any layer that rebuilds its inner layers from
     its config. The copy gives the same outputs, masks included, to float
     tolerance, except where Keras's own kernels depart from its generic loop
-    (Keras's cuDNN path on TensorFlow writes zeros for masked steps; see the
-    README). The original model is left untouched.
+    (masked steps on Keras's TensorFlow cuDNN path, Keras's masked JAX scan
+    with an `initial_state`; see the README). The original model is left
+    untouched.
 
     Layers that are not swapped are left as they were and named in the
     report: a subclass of `keras.layers.LSTM` (its own code would be lost),
