@@ -6,11 +6,13 @@
 """
 
 from fastlstm.cell import LSTMCell
+from fastlstm.convert import ConversionReport, convert_model
 from fastlstm.layer import LSTM
 from fastlstm.planner import KERNELS, Plan, Requirement
 
 __version__ = "0.1.0"
 __all__ = ["LSTM", "LSTMCell", "plan", "Plan", "Requirement", "KERNELS"]
+__all__ += ["convert_model", "ConversionReport"]
 
 
 def plan(layer, inputs, mask=None, training=None, device=None):
