@@ -71,8 +71,6 @@ def _binding_file(backend):
 
 @functools.lru_cache(maxsize=None)
 def _load(backend):
-    if os.environ.get(DISABLE_ENV) == "1":
-        raise Unavailable(f"disabled by {DISABLE_ENV}=1")
     path = _binding_file(backend)
     _load_onednn()
     try:
@@ -86,14 +84,21 @@ def _load(backend):
 
 
 def load(backend):
-    """The loaded binding of `backend`; raises `Unavailable` with the reason."""
+    """The loaded binding of `backend`; raises `Unavailable` with the reason.
+
+    FASTLSTM_DISABLE_NATIVE=1 turns the kernel off from then on (it is read
+    at every call), e.g. to export a SavedModel that a TensorFlow without
+    fastlstm can serve.
+    """
+    if os.environ.get(DISABLE_ENV) == "1":
+        raise Unavailable(f"disabled by {DISABLE_ENV}=1")
     return _load(backend)
 
 
 def status(backend):
     """`(True, "")` where the kernel loads, else `(False, why)`."""
     try:
-        _load(backend)
+        load(backend)
         return True, ""
     except Unavailable as e:
         return False, str(e)

@@ -461,6 +461,13 @@ def _ops():
     return _compiled.load("tensorflow")
 
 
+def register_op():
+    """Loads the op and registers its gradient where the kernel is built;
+    a failure is left for `native_status()` to report."""
+    if _compiled.status("tensorflow")[0]:
+        _register_gradient()
+
+
 def _threads():
     return _compiled.threads("tensorflow")
 
