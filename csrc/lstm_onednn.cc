@@ -4,7 +4,8 @@
 // creating them costs far more than running a small LSTM. Weights come in
 // Keras's plain layout and are reordered, per call, into whatever layout the
 // primitive prefers (they change at every training step). Scratchpads are
-// allocated per call, so one primitive can run on several threads at once.
+// per thread (see Scratch), so one primitive can run on several threads at
+// once.
 
 #include "lstm_onednn.h"
 
@@ -165,6 +166,32 @@ memory to_primitive_layout(const Reorder& r, const void* data,
   return converted;
 }
 
+// A scratchpad for one primitive execution. Up to kKeptScratch bytes, the
+// buffer is kept per thread and reused: the inference primitive asks for
+// tens of MB, and fresh pages would cost a page fault each on every call.
+class Scratch {
+ public:
+  explicit Scratch(const memory::desc& desc) {
+    size_t bytes = desc.get_size();
+    void* data = nullptr;
+    if (bytes > kKeptScratch) {
+      own_.reset(new char[bytes]);
+      data = own_.get();
+    } else {
+      static thread_local std::vector<char> kept;
+      if (kept.size() < bytes) kept.resize(bytes);
+      data = kept.data();
+    }
+    memory_ = memory(desc, cpu_engine(), data);
+  }
+  const memory& get() const { return memory_; }
+
+ private:
+  static constexpr size_t kKeptScratch = size_t(128) << 20;
+  std::unique_ptr<char[]> own_;
+  memory memory_;
+};
+
 struct Threads {
   explicit Threads(int n) {
     if (n > 0) omp_set_num_threads(n);
@@ -195,7 +222,7 @@ std::string lstm_forward(const Dims& d, const float* x, const float* h0,
     memory kernel = to_primitive_layout(fwd->kernel, w.kernel, stream, keep);
     memory recurrent =
         to_primitive_layout(fwd->recurrent_kernel, w.recurrent_kernel, stream, keep);
-    memory scratch(fwd->pd.scratchpad_desc(), cpu_engine());
+    Scratch scratch(fwd->pd.scratchpad_desc());
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC_LAYER, wrap(u.x, x)},
         {DNNL_ARG_SRC_ITER, wrap(u.state, h0)},
@@ -206,7 +233,7 @@ std::string lstm_forward(const Dims& d, const float* x, const float* h0,
         {DNNL_ARG_DST_LAYER, wrap(u.y, y)},
         {DNNL_ARG_DST_ITER, wrap(u.state, h_last)},
         {DNNL_ARG_DST_ITER_C, wrap(u.state, c_last)},
-        {DNNL_ARG_SCRATCHPAD, scratch},
+        {DNNL_ARG_SCRATCHPAD, scratch.get()},
     };
     if (workspace) {
       args[DNNL_ARG_WORKSPACE] = wrap(fwd->pd.workspace_desc(), workspace);
@@ -244,7 +271,7 @@ std::string lstm_backward(const Dims& d, const float* x, const float* h0,
     std::memset(dk.get_data_handle(), 0, dk.get_desc().get_size());
     std::memset(dr.get_data_handle(), 0, dr.get_desc().get_size());
     std::memset(dbias, 0, u.bias.get_size());
-    memory scratch(bwd->pd.scratchpad_desc(), cpu_engine());
+    Scratch scratch(bwd->pd.scratchpad_desc());
     bwd->op.execute(
         stream,
         {
@@ -267,7 +294,7 @@ std::string lstm_backward(const Dims& d, const float* x, const float* h0,
             {DNNL_ARG_DIFF_WEIGHTS_LAYER, dk},
             {DNNL_ARG_DIFF_WEIGHTS_ITER, dr},
             {DNNL_ARG_DIFF_BIAS, wrap(u.bias, dbias)},
-            {DNNL_ARG_SCRATCHPAD, scratch},
+            {DNNL_ARG_SCRATCHPAD, scratch.get()},
         });
     if (bwd->dkernel.op) {
       memory out = wrap(u.kernel, dkernel);
