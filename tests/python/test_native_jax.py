@@ -51,3 +51,47 @@ def test_jax_native_kernel_under_jit_grad_and_vmap():
         np.asarray(module.native(x + 1.0, h0, c0, w, r, bias, None)[0]),
         atol=1e-6,
     )
+
+
+def test_data_parallel_runs_each_devices_rows_on_that_device():
+    """Under keras.distribution.DataParallel the kernel runs on each device's
+    shard of the batch (no all-gather of the inputs), with the gradients of
+    the shared weights summed over devices."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    module = kernels.get()
+    devices = jax.devices("cpu")
+    assert len(devices) == 2
+    rng = np.random.default_rng(2)
+    b, t, f, u = 8, 5, 3, 4
+    x = jnp.asarray(rng.standard_normal((b, t, f)), "float32")
+    h0 = jnp.asarray(rng.standard_normal((b, u)), "float32")
+    w = jnp.asarray(rng.standard_normal((f, 4 * u)), "float32")
+    r = jnp.asarray(rng.standard_normal((u, 4 * u)), "float32")
+    bias = jnp.zeros((4 * u,), "float32")
+    lengths = jnp.array([5, 4, 3, 2, 1, 5, 5, 5])
+
+    def grad_of_weights(x, h0, lengths):
+        def loss(w):
+            y, h, c = module.native(x, h0, h0, w, r, bias, lengths)
+            return jnp.sum(y) + jnp.sum(c * h)
+
+        return jax.jit(jax.grad(loss))
+
+    single = grad_of_weights(x, h0, lengths)(w)
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    try:
+        mesh = keras.distribution.distribution().device_mesh.backend_mesh
+        rows = NamedSharding(mesh, PartitionSpec("batch"))
+        args = [jax.device_put(a, rows) for a in (x, h0, lengths)]
+        step = grad_of_weights(*args)
+        compiled = step.lower(w).compile().as_text()
+        distributed = step(w)
+    finally:
+        keras.distribution.set_distribution(None)
+    assert "all-gather" not in compiled
+    calls = [line for line in compiled.splitlines() if "custom-call(" in line]
+    assert calls and all(f"f32[{b // 2},{t},{u}]" in line for line in calls)
+    np.testing.assert_allclose(np.asarray(distributed), np.asarray(single), atol=1e-5)

@@ -390,7 +390,54 @@ def native(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=T
     Returns `(outputs, h, c)`; outputs past a row's length are zeros; with
     `need_cell_state=False`, c is None (see `kernels._onednn`).
     """
-    return _onednn.front_aligned(
-        _onednn_lstm, x, h0, c0, kernel, recurrent_kernel, bias, lengths,
-        need_cell_state,
+
+    def run(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
+        return _onednn.front_aligned(
+            _onednn_lstm, x, h0, c0, kernel, recurrent_kernel, bias, lengths,
+            need_cell_state,
+        )
+
+    no_cell_state = lengths is not None and not need_cell_state
+    return _per_device_rows(
+        run, (x, h0, c0, kernel, recurrent_kernel, bias, lengths),
+        outputs=(True, True, not no_cell_state),
     )
+
+
+def _per_device_rows(run, args, outputs):
+    """`run(*args)`, on each device's own rows under keras's DataParallel.
+
+    `args` are `(x, h0, c0, kernel, recurrent_kernel, bias, lengths)`, any
+    of them None but x; `outputs` says which of `run`'s outputs are tensors
+    (the others are None).
+
+    XLA cannot partition a custom call: left to itself it gathers the whole
+    batch onto every device and runs it there. Rows are independent, so each
+    device runs its shard; the weights' gradients are summed over devices by
+    shard_map's transpose.
+    """
+    import keras
+
+    distribution = keras.distribution.distribution()
+    if not isinstance(distribution, keras.distribution.DataParallel):
+        return run(*args)
+    mesh = distribution.device_mesh.backend_mesh
+    axis = distribution.batch_dim_name
+    if mesh.shape[axis] == 1 or args[0].shape[0] % mesh.shape[axis]:
+        return run(*args)
+    rows, shared = jax.sharding.PartitionSpec(axis), jax.sharding.PartitionSpec()
+    specs = (rows, rows, rows, shared, shared, shared, rows)
+    present = [a is not None for a in args]
+
+    def local(*given):
+        it = iter(given)
+        return run(*(next(it) if p else None for p in present))
+
+    out_specs = tuple(rows if o else None for o in outputs)
+    return jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=tuple(s for s, p in zip(specs, present) if p),
+        out_specs=out_specs,
+        check_vma=False,
+    )(*(a for a in args if a is not None))
