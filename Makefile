@@ -41,15 +41,25 @@ $(STAMPS)/r-debs:
 	@touch $@
 
 # rpy2 compiles against R, so R comes first.
+# The native kernel (csrc/) compiles against the installed TensorFlow and
+# JAX, so they come first and fastlstm is built without build isolation;
+# FASTLSTM_REQUIRE_NATIVE makes a binding that fails to build an error here.
+ONEDNN := onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0
+NATIVE_SOURCES := setup.py $(wildcard csrc/*)
+
 install-python: $(STAMPS)/venv
-$(STAMPS)/venv: pyproject.toml $(STAMPS)/r-debs
+$(STAMPS)/venv: pyproject.toml $(NATIVE_SOURCES) $(STAMPS)/r-debs
 	@mkdir -p $(STAMPS)
 	@echo "== preparing the Python environment in .venv"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PIP) install -q --upgrade pip
 	@# torch first, from the CPU wheel, so nothing pulls a CUDA build.
 	@$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q $(FIND_LINKS) torch==2.13.0
-	@$(PIP) install -q $(FIND_LINKS) -e '.[tensorflow,jax,torch,test,bench]'
+	@$(PIP) install -q $(FIND_LINKS) 'setuptools>=77' $(ONEDNN) \
+	  'tensorflow-cpu>=2.18' 'jax>=0.4.30' 'keras>=3.15'
+	@echo "== building fastlstm and its native kernel"
+	@FASTLSTM_REQUIRE_NATIVE=1 $(PIP) install -q $(FIND_LINKS) --no-build-isolation \
+	  -e '.[tensorflow,jax,torch,test,bench]'
 	@touch $@
 
 install-rpkg: $(STAMPS)/venv
@@ -104,4 +114,5 @@ bench: install
 	@$(PY) bench/run.py
 
 clean:
-	rm -rf $(STAMPS) .pytest_cache bench/results/*.tmp
+	rm -rf $(STAMPS) .pytest_cache bench/results/*.tmp build \
+	  python/fastlstm/*.so python/fastlstm/_native_build.json

@@ -24,7 +24,9 @@ class LSTM(keras.layers.LSTM):
       masked batches whose rows are one contiguous span each: right-padded
       rows go in as sequence lengths, left-padded rows (the default of
       `pad_sequences()`) are rotated to the front and back.
-    - `native` on the PyTorch backend on a CPU: torch's fused LSTM.
+    - `native` on a CPU: torch's fused LSTM on PyTorch, oneDNN's LSTM
+      (compiled with fastlstm) on TensorFlow and JAX, with the same
+      handling of masks.
     - `loop` otherwise: a backend loop with the input projection hoisted out
       of the recurrence and the gates fused.
     - `unrolled` with `unroll=True`.
@@ -191,6 +193,8 @@ class LSTM(keras.layers.LSTM):
             # What the call computes in: Layer.__call__ casts float inputs
             # to the compute dtype, and call() casts the others.
             dtype = self.compute_dtype
+        # As the backend holds it: JAX without x64 computes float64 in float32.
+        dtype = _validation.dtype_of(ops.zeros((), dtype))
         return self._decide(dtype, mask, training, device)
 
     def _decide(self, dtype, mask, training, device=None):
@@ -212,7 +216,8 @@ class LSTM(keras.layers.LSTM):
             mask=_sequence.mask_layout(mask),
             training=bool(training),
             dtype=dtype,
-            native_cpu_kernel=module.has_native_cpu_kernel(),
+            native_status=module.native_status(),
+            native_dtypes=module.NATIVE_DTYPES,
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
@@ -274,8 +279,10 @@ class LSTM(keras.layers.LSTM):
             )
 
         def fused():
+            # The plan's kernel, by name: module.cudnn or module.native.
             return self._fused(
-                module, x, h0, c0, kernel, recurrent_kernel, bias, mask, plan.mask
+                getattr(module, plan.kernel), x, h0, c0, kernel, recurrent_kernel,
+                bias, mask, plan.mask,
             )
 
         def tensors(kernel_fn):
@@ -308,9 +315,9 @@ class LSTM(keras.layers.LSTM):
             outputs = ops.zeros((batch, steps, self.units), sequences.dtype)
         return last, outputs, [h0, c0]
 
-    def _fused(self, module, x, h0, c0, kernel, recurrent_kernel, bias, mask, layout):
+    def _fused(self, run, x, h0, c0, kernel, recurrent_kernel, bias, mask, layout):
         if layout in (_sequence.NO_MASK, _sequence.ALL_VALID):
-            y, h, c = module.fused(x, h0, c0, kernel, recurrent_kernel, bias, None)
+            y, h, c = run(x, h0, c0, kernel, recurrent_kernel, bias, None)
             return h, (y if self.return_sequences else None), h, c
         starts, lengths = _sequence.valid_span(mask)
         # `layout` describes the mask as given; `mask` is in processing order.
@@ -319,7 +326,7 @@ class LSTM(keras.layers.LSTM):
             x = _sequence.rotate_to_front(x, starts)
         # The final c is observable only as a returned or carried state.
         need_c = self.return_state or self.stateful
-        y, h, c = module.fused(
+        y, h, c = run(
             x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=need_c
         )
         nonempty = ops.expand_dims(lengths > 0, 1)

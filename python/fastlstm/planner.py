@@ -22,7 +22,6 @@ _DESCRIPTIONS = {
     "unrolled": "the recurrence unrolled step by step (unroll=True)",
 }
 _CUDNN_DTYPES = ("float16", "float32", "float64")
-_NATIVE_DTYPES = ("float32", "float64")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +100,8 @@ def decide(
     mask,
     training,
     dtype,
-    native_cpu_kernel,
+    native_status,
+    native_dtypes,
 ):
     """Chooses the kernel. Pure: the same facts always give the same plan.
 
@@ -120,7 +120,10 @@ def decide(
         mask: the mask layout (see `fastlstm._sequence`).
         training: whether the call is in training mode.
         dtype: the dtype the call computes in.
-        native_cpu_kernel: whether the backend has a fused CPU LSTM.
+        native_status: `(loaded, why_not)`: whether the backend's fused CPU
+            LSTM can run in this process, and if not, why (the loader's
+            error).
+        native_dtypes: the dtypes the backend's fused CPU LSTM computes in.
 
     Returns:
         A `Plan`.
@@ -163,20 +166,26 @@ def decide(
         ),
         (f"the dtype is float16, float32 or float64 (found {dtype})", dtype in _CUDNN_DTYPES),
     ]
+    loaded, why_not = native_status
     native = [
         (
-            f"the {backend} backend has a fused CPU LSTM",
-            bool(native_cpu_kernel),
+            f"the {backend} backend's fused CPU LSTM is loaded"
+            + ("" if loaded else f" (not loaded: {why_not})"),
+            bool(loaded),
         ),
         (f"the device is a CPU (found {device})", device == "cpu"),
     ]
     native += shared
     native += [
         (
-            f"the mask has no holes and is known before the call (found {mask})",
-            mask in _sequence.CONTIGUOUS_LAYOUTS,
+            f"the mask has no holes (found {mask})"
+            + ("; a mask with holes falls back to loop" if mask == _sequence.RUNTIME else ""),
+            no_holes,
         ),
-        (f"the dtype is float32 or float64 (found {dtype})", dtype in _NATIVE_DTYPES),
+        (
+            f"the dtype is {' or '.join(native_dtypes)} (found {dtype})",
+            dtype in native_dtypes,
+        ),
     ]
     reasons = tuple(Requirement("cudnn", t, h) for t, h in cudnn) + tuple(
         Requirement("native", t, h) for t, h in native

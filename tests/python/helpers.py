@@ -168,26 +168,31 @@ def fused_stand_in(recurrence):
 
 
 def instrument_kernels(monkeypatch, device="here"):
-    """Records which kernel function each call runs: "fused" (cudnn, native),
+    """Records which kernel function each call runs: "cudnn", "native", or
     "loop" or "unrolled" (the recurrence). With device="gpu" the backend
     reports a GPU and cuDNN is stood in for by the loop."""
     from fastlstm import kernels
 
     module = kernels.get()
     calls = []
-    real_fused, real_recurrence = module.fused, module.recurrence
+    real_recurrence = module.recurrence
+
+    def recording(name, run):
+        def kernel(*args, **kwargs):
+            calls.append(name)
+            return run(*args, **kwargs)
+
+        return kernel
+
+    cudnn = fused_stand_in(real_recurrence) if device == "gpu" else module.cudnn
     if device == "gpu":
         monkeypatch.setattr(module, "device", lambda: "gpu")
-        real_fused = fused_stand_in(real_recurrence)
-
-    def fused(*args, **kwargs):
-        calls.append("fused")
-        return real_fused(*args, **kwargs)
+    monkeypatch.setattr(module, "cudnn", recording("cudnn", cudnn))
+    monkeypatch.setattr(module, "native", recording("native", module.native))
 
     def recurrence(*args, unroll, **kwargs):
         calls.append("unrolled" if unroll else "loop")
         return real_recurrence(*args, unroll=unroll, **kwargs)
 
-    monkeypatch.setattr(module, "fused", fused)
     monkeypatch.setattr(module, "recurrence", recurrence)
     return calls

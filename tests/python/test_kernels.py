@@ -44,13 +44,9 @@ def test_recurrence_kernel(mask_kind, unroll):
     np.testing.assert_allclose(to_numpy(last), expected[0][:, -1], atol=2e-5)
 
 
-@pytest.mark.skipif(
-    not MODULE.has_native_cpu_kernel() and MODULE.device() != "gpu",
-    reason="needs a CUDA GPU: this backend's fused kernel is cuDNN",
-)
 @pytest.mark.parametrize("mask_kind", ["none", "right", "left", "empty"])
 @pytest.mark.parametrize("need_cell_state", [True, False])
-def test_fused_kernel_on_front_aligned_rows(mask_kind, need_cell_state):
+def test_native_kernel_on_front_aligned_rows(mask_kind, need_cell_state):
     x, h0, c0, layer, ref, mask = setup(mask_kind)
     cell = layer.cell
     xt = ops.convert_to_tensor(x)
@@ -59,7 +55,7 @@ def test_fused_kernel_on_front_aligned_rows(mask_kind, need_cell_state):
     if mask is not None:
         starts, lengths = _sequence.valid_span(ops.convert_to_tensor(mask))
         xt = _sequence.rotate_to_front(xt, starts)
-    y, h, c = MODULE.fused(
+    y, h, c = MODULE.native(
         xt, ops.convert_to_tensor(h0), ops.convert_to_tensor(c0),
         ops.convert_to_tensor(cell.kernel), ops.convert_to_tensor(cell.recurrent_kernel),
         ops.convert_to_tensor(cell.bias), lengths, need_cell_state=need_cell_state,
@@ -98,7 +94,7 @@ def test_cudnn_path_plumbing_in_a_compiled_model(monkeypatch, go_backwards):
     import keras
 
     monkeypatch.setattr(MODULE, "device", lambda: "gpu")
-    monkeypatch.setattr(MODULE, "fused", fused_stand_in(MODULE.recurrence))
+    monkeypatch.setattr(MODULE, "cudnn", fused_stand_in(MODULE.recurrence))
     rng = np.random.default_rng(3)
     x = rng.standard_normal((B, T, F)).astype("float32")
     mask = make_mask("left", B, T, seed=4)

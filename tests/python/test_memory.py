@@ -20,10 +20,13 @@ from helpers import BACKEND
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "memory_probe.py")
 BATCH, STEPS, FEATURES, UNITS = 256, 200, 32, 128
 # What a training forward pass saves per step: the gates (4 * units) and
-# three states (3 * units), float32: 175 MiB here. The allowance is far
-# below it and above the run-to-run noise of a small peak (about 10 MiB).
+# three states (3 * units), float32: 175 MiB here. Kept, they push a call
+# past Keras's growth by about all of it. The allowance is a third of it:
+# room for a kernel's working buffers (oneDNN's inference pass writes every
+# step's output, twice where it reorders them: 2/7 of it) and run-to-run
+# noise (about 10 MiB), not for activations kept for a gradient.
 SAVED_MIB = STEPS * BATCH * 7 * UNITS * 4 / 2**20
-ALLOWANCE_MIB = 32
+ALLOWANCE_MIB = SAVED_MIB / 3
 
 
 def growth_mib(impl, mode):
@@ -42,7 +45,6 @@ def growth_mib(impl, mode):
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's /proc")
 @pytest.mark.parametrize("mode", ["call", "predict"])
 def test_inference_peak_memory_is_keras_s(mode):
-    assert ALLOWANCE_MIB < SAVED_MIB / 4
     fast, keras = growth_mib("fastlstm", mode), growth_mib("keras", mode)
     assert fast <= 1.2 * keras + ALLOWANCE_MIB, (
         f"inference ({mode}) grew the process by {fast:.0f} MiB against "

@@ -23,7 +23,8 @@ FACTS = dict(
     mask=seq.NO_MASK,
     training=False,
     dtype="float32",
-    native_cpu_kernel=True,
+    native_status=(True, ""),
+    native_dtypes=("float32", "float64"),
 )
 
 
@@ -44,11 +45,30 @@ def test_mask_with_holes_needs_the_loop(backend):
     assert [r.text for r in plan.unmet("cudnn")] == ["the mask has no holes (found holes)"]
 
 
-def test_cpu_picks_native_on_torch_and_loop_elsewhere():
-    assert decide().kernel == "native"
-    assert decide(mask=seq.LEFT_PADDED).kernel == "native"
-    assert decide(backend="tensorflow", native_cpu_kernel=False).kernel == "loop"
-    assert decide(backend="jax", native_cpu_kernel=False).kernel == "loop"
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+@pytest.mark.parametrize("mask", [seq.NO_MASK, seq.RIGHT_PADDED, seq.LEFT_PADDED, seq.CONTIGUOUS, seq.RUNTIME])
+def test_cpu_runs_native_on_every_backend_for_masks_without_holes(backend, mask):
+    assert decide(backend=backend, mask=mask).kernel == "native"
+
+
+def test_native_needs_its_library_loaded_and_says_why_not():
+    plan = decide(backend="jax", native_status=(False, "oneDNN is not installed"))
+    assert plan.kernel == "loop"
+    assert [r.text for r in plan.unmet("native")] == [
+        "the jax backend's fused CPU LSTM is loaded (not loaded: oneDNN is not installed)"
+    ]
+
+
+def test_native_needs_one_of_its_dtypes():
+    plan = decide(backend="tensorflow", dtype="float64", native_dtypes=("float32",))
+    assert plan.kernel == "loop"
+    assert [r.text for r in plan.unmet("native")] == ["the dtype is float32 (found float64)"]
+
+
+def test_native_with_a_mask_with_holes_needs_the_loop():
+    plan = decide(mask=seq.HOLES)
+    assert plan.kernel == "loop"
+    assert [r.text for r in plan.unmet("native")] == ["the mask has no holes (found holes)"]
 
 
 @pytest.mark.parametrize(
@@ -145,10 +165,7 @@ def test_public_plan_for_a_real_layer_on_this_backend():
     here = fastlstm.plan(layer, x, mask=mask)
     assert here.backend == BACKEND and here.device == kernels.get().device()
     assert here.mask == seq.LEFT_PADDED
-    expected = "native" if BACKEND == "torch" else "loop"
-    if here.device == "gpu":
-        expected = "cudnn"
-    assert here.kernel == expected
+    assert here.kernel == ("cudnn" if here.device == "gpu" else "native")
     assert fastlstm.plan(layer, x, mask=mask, device="gpu").kernel == "cudnn"
     relu = fastlstm.LSTM(4, activation="relu")
     assert fastlstm.plan(relu, x, device="gpu").kernel == "loop"
