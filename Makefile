@@ -38,8 +38,8 @@ RETICULATE_LIB := /usr/local/lib/R/site-library
 TRIXIE_SRC := /etc/apt/sources.list.d/fastlstm-trixie-src.sources
 
 .PHONY: install install-r install-reticulate install-python install-rpkg \
-  rpkg-export test test-python test-python-% test-r test-rpy2 check-r \
-  test-install docs demo demo-python bench clean
+  rpkg-export test test-python test-python-% test-keras test-keras-% test-r \
+  test-rpy2 check-r test-install docs demo demo-python bench clean
 
 install: install-r install-reticulate install-python install-rpkg
 
@@ -74,15 +74,25 @@ install-reticulate: $(STAMPS)/r-debs
 	fi
 
 # rpy2 compiles against R, so R comes first.
+# The native kernel (csrc/) compiles against the installed TensorFlow and
+# JAX, so they come first and fastlstm is built without build isolation;
+# FASTLSTM_REQUIRE_NATIVE makes a binding that fails to build an error here.
+ONEDNN := onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0
+NATIVE_SOURCES := setup.py $(wildcard csrc/*)
+
 install-python: $(STAMPS)/venv
-$(STAMPS)/venv: pyproject.toml $(STAMPS)/r-debs
+$(STAMPS)/venv: pyproject.toml $(NATIVE_SOURCES) $(STAMPS)/r-debs
 	@mkdir -p $(STAMPS)
 	@echo "== preparing the Python environment in .venv"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PIP) install -q --upgrade pip
 	@# torch first, from the CPU wheel, so nothing pulls a CUDA build.
 	@$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q $(FIND_LINKS) torch==2.13.0
-	@$(PIP) install -q $(FIND_LINKS) -e '.[tensorflow,jax,torch,test,bench]'
+	@$(PIP) install -q $(FIND_LINKS) 'setuptools>=77' $(ONEDNN) \
+	  'tensorflow-cpu>=2.18' 'jax>=0.4.30' 'keras>=3.15'
+	@echo "== building fastlstm and its native kernel"
+	@FASTLSTM_REQUIRE_NATIVE=1 $(PIP) install -q $(FIND_LINKS) --no-build-isolation \
+	  -e '.[tensorflow,jax,torch,test,bench]'
 	@touch $@
 
 # The R package as R CMD build should see it: the repository's files
@@ -111,7 +121,17 @@ test: install
 test-python: $(addprefix test-python-,$(BACKENDS))
 test-python-%: $(STAMPS)/venv
 	@echo "== pytest, Keras backend $*"
-	@KERAS_BACKEND=$* $(PY) -m pytest -q -p no:cacheprovider tests/python --ignore=tests/python/r $(PYTEST_ARGS)
+	@KERAS_BACKEND=$* $(PY) -m pytest -q -p no:cacheprovider tests/python --ignore=tests/python/r --ignore=tests/python/keras_suite $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-keras-$*
+
+# Keras's own LSTM tests (from the installed keras package) with
+# keras.layers.LSTM swapped for fastlstm.LSTM, in a pytest run of their own:
+# Keras's TestCase resets global state, and the swap must never reach the
+# suites that compare against Keras's LSTM.
+test-keras: $(addprefix test-keras-,$(BACKENDS))
+test-keras-%: $(STAMPS)/venv
+	@echo "== Keras's LSTM tests on fastlstm.LSTM, Keras backend $*"
+	@KERAS_BACKEND=$* $(PY) -m pytest -q -p no:cacheprovider tests/python/keras_suite $(PYTEST_ARGS)
 
 test-rpy2: $(STAMPS)/venv
 	@echo "== pytest, the R surface through rpy2"
@@ -151,4 +171,5 @@ bench: install
 	@$(PY) bench/run.py
 
 clean:
-	rm -rf $(STAMPS) .pytest_cache bench/results/*.tmp
+	rm -rf $(STAMPS) .pytest_cache bench/results/*.tmp build \
+	  python/fastlstm/*.so python/fastlstm/_native_build.json

@@ -6,11 +6,27 @@
 """
 
 from fastlstm.cell import LSTMCell
+from fastlstm.convert import ConversionReport, convert_model
 from fastlstm.layer import LSTM
 from fastlstm.planner import KERNELS, Plan, Requirement
 
 __version__ = "0.1.0"
+
+
+def _register_tensorflow_op():
+    # Graphs saved by model.export() name fastlstm's op: register it on
+    # import, so that tf.saved_model.load() finds it after `import fastlstm`.
+    import keras
+
+    if keras.config.backend() == "tensorflow":
+        from fastlstm.kernels import tensorflow
+
+        tensorflow.register_op()
+
+
+_register_tensorflow_op()
 __all__ = ["LSTM", "LSTMCell", "plan", "Plan", "Requirement", "KERNELS"]
+__all__ += ["convert_model", "ConversionReport"]
 
 
 def plan(layer, inputs, mask=None, training=None, device=None):
@@ -38,19 +54,5 @@ def plan(layer, inputs, mask=None, training=None, device=None):
         raise ValueError(
             "Received an invalid value for argument `device`: expected "
             f"'cpu', 'gpu' or None, got {device!r}."
-        )
-    from keras import ops
-
-    from fastlstm import _validation
-
-    shape = tuple(ops.shape(inputs))
-    _validation.check_inputs_shape(shape)
-    if mask is not None:
-        import keras
-
-        _validation.check_mask(
-            tuple(ops.shape(mask)),
-            keras.backend.standardize_dtype(getattr(mask, "dtype", "bool")),
-            shape,
         )
     return layer.plan(inputs, mask=mask, training=training, device=device)

@@ -30,6 +30,19 @@ def concrete(x):
         return None
 
 
+def standardize_mask(mask, sequences):
+    """A mask Keras's loop accepts (checked by `_validation.check_mask`) as
+    the boolean `(batch, timesteps)` tensor the kernels take."""
+    if len(mask.shape) == 3:
+        mask = ops.squeeze(mask, axis=-1)
+    # Non-zero means valid, as Keras's loops cast it.
+    mask = ops.cast(mask, "bool")
+    if mask.shape[0] == 1 and sequences.shape[0] != 1:
+        # One row for the whole batch, as Keras broadcasts it.
+        mask = ops.broadcast_to(mask, tuple(ops.shape(sequences)[:2]))
+    return mask
+
+
 def mask_layout(mask):
     """Classifies a `(batch, time)` mask: one of the layout names above."""
     if mask is None:

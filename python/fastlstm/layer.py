@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 from keras import tree
+from keras.src.backend import in_symbolic_scope
 
 from fastlstm import _sequence
 from fastlstm import _validation
@@ -23,7 +24,9 @@ class LSTM(keras.layers.LSTM):
       masked batches whose rows are one contiguous span each: right-padded
       rows go in as sequence lengths, left-padded rows (the default of
       `pad_sequences()`) are rotated to the front and back.
-    - `native` on the PyTorch backend on a CPU: torch's fused LSTM.
+    - `native` on a CPU: torch's fused LSTM on PyTorch, oneDNN's LSTM
+      (compiled with fastlstm) on TensorFlow and JAX, with the same
+      handling of masks.
     - `loop` otherwise: a backend loop with the input projection hoisted out
       of the recurrence and the gates fused.
     - `unrolled` with `unroll=True`.
@@ -101,55 +104,134 @@ class LSTM(keras.layers.LSTM):
         # names `inputs`, instead of by a generic InputSpec.
         self.input_spec = None
 
-    def build(self, sequences_shape, initial_state_shape=None):
+    def build(self, sequences_shape=None, initial_state_shape=None):
+        # `sequences_shape` is None when the layer is called on None.
         _validation.check_inputs_shape(sequences_shape)
         if self.stateful:
             _validation.check_stateful_batch(sequences_shape)
         super().build(sequences_shape, initial_state_shape)
 
-    def call(self, sequences, initial_state=None, mask=None, training=False):
-        _validation.check_inputs_shape(sequences.shape)
-        if mask is not None and not tree.is_nested(mask):
-            _validation.check_mask(
-                tuple(mask.shape),
-                keras.backend.standardize_dtype(mask.dtype),
-                tuple(sequences.shape),
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        # Symbolic calls (keras.Input) get the shape checks of a real call.
+        _validation.check_inputs_shape(sequences_shape)
+        if self.cell.built:
+            _validation.check_feature_size(
+                tuple(sequences_shape), tuple(self.cell.kernel.shape)
             )
-        if initial_state is not None:
-            states = list(initial_state) if tree.is_nested(initial_state) else [initial_state]
-            _validation.check_initial_state(states, sequences.shape[0], self.units)
+        return super().compute_output_shape(sequences_shape, initial_state_shape)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        # Every check runs here, once, before any kernel: the kernels take
+        # float sequences of the built feature size, a boolean
+        # (batch, timesteps) mask and (batch, units) states.
+        sequences = self._standardize_sequences(sequences)
+        mask = self._standardize_mask(mask, sequences)
+        initial_state = self._standardize_initial_state(initial_state, sequences)
         return super().call(
             sequences, mask=mask, training=training, initial_state=initial_state
         )
 
+    def _standardize_sequences(self, sequences):
+        _validation.check_inputs(sequences)
+        if self.cell.built:
+            _validation.check_feature_size(
+                tuple(sequences.shape), tuple(self.cell.kernel.shape)
+            )
+        if _validation.needs_cast(_validation.dtype_of(sequences)):
+            # Keras's loop promotes integer inputs in its first product.
+            sequences = ops.cast(sequences, self.compute_dtype)
+        return sequences
+
+    def _standardize_mask(self, mask, sequences):
+        if isinstance(mask, (list, tuple)) and all(
+            m is None or hasattr(m, "shape") for m in mask
+        ) and mask:
+            # A nested mask (one per input, as Keras passes them): the first
+            # is the sequences' mask.
+            mask = mask[0]
+        if mask is None:
+            return None
+        _validation.check_mask_type(mask)
+        _validation.check_mask(
+            tuple(mask.shape), _validation.dtype_of(mask), tuple(sequences.shape)
+        )
+        return _sequence.standardize_mask(mask, sequences)
+
+    def _standardize_initial_state(self, initial_state, sequences):
+        if initial_state is None:
+            return None
+        states = (
+            list(initial_state)
+            if isinstance(initial_state, (list, tuple))
+            else [initial_state]
+        )
+        batch = sequences.shape[0]
+        _validation.check_initial_state(states, batch, self.units)
+        # A (1, units) state is every row's, as Keras broadcasts it.
+        return [
+            ops.broadcast_to(s, (ops.shape(sequences)[0], self.units))
+            if _validation.state_shape(s)[0] == 1 and batch != 1
+            else s
+            for s in states
+        ]
+
     def plan(self, sequences, mask=None, training=False, device=None):
-        """The `fastlstm.planner.Plan` for calling this layer on `sequences`."""
+        """The `fastlstm.planner.Plan` for calling this layer on `sequences`.
+
+        `sequences` and `mask` are checked and brought to the form the
+        kernels take, as a call does; only their shapes, dtypes and the
+        mask's layout matter.
+        """
+        _validation.check_inputs(sequences)
+        if self.cell.built:
+            _validation.check_feature_size(
+                tuple(sequences.shape), tuple(self.cell.kernel.shape)
+            )
+        mask = self._standardize_mask(mask, sequences)
+        dtype = _validation.dtype_of(sequences)
+        if _validation.needs_cast(dtype) or self.autocast:
+            # What the call computes in: Layer.__call__ casts float inputs
+            # to the compute dtype, and call() casts the others.
+            dtype = self.compute_dtype
+        # As the backend holds it: JAX without x64 computes float64 in float32.
+        dtype = _validation.dtype_of(ops.zeros((), dtype))
+        return self._decide(dtype, mask, training, device)
+
+    def _decide(self, dtype, mask, training, device=None):
+        """The planner's decision from the facts of one call, each taken as
+        the kernels will see it: the one place that gathers them."""
         module = _kernels.get()
+        cell = self.cell
         return planner.decide(
             backend=keras.config.backend(),
             device=device or module.device(),
-            activation=planner.activation_name(self.cell.activation),
-            recurrent_activation=planner.activation_name(
-                self.cell.recurrent_activation
-            ),
-            use_bias=self.cell.use_bias,
+            activation=planner.activation_name(cell.activation),
+            recurrent_activation=planner.activation_name(cell.recurrent_activation),
+            use_bias=cell.use_bias,
             unroll=self.unroll,
-            recurrent_dropout=self.cell.recurrent_dropout,
+            dropout=cell.dropout,
+            recurrent_dropout=cell.recurrent_dropout,
+            implementation=cell.implementation,
             use_cudnn=self.use_cudnn,
             mask=_sequence.mask_layout(mask),
             training=bool(training),
-            dtype=self.compute_dtype,
-            native_cpu_kernel=module.has_native_cpu_kernel(),
+            dtype=dtype,
+            native_status=module.native_status(),
+            native_dtypes=module.NATIVE_DTYPES,
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if tree.is_nested(mask):
             mask = mask[0]
         module = _kernels.get()
-        plan = self.plan(sequences, mask, training)
+        plan = self._decide(_validation.dtype_of(sequences), mask, training)
         cell = self.cell
         dtype = sequences.dtype
         h0, c0 = (ops.cast(s, dtype) for s in initial_state)
+        if in_symbolic_scope():
+            # Keras asks for shapes only (e.g. its first fit() on PyTorch
+            # traces the model on meta tensors): no recurrence to run.
+            return self._symbolic_outputs(sequences, h0, c0)
         kernel = ops.cast(cell.kernel, dtype)
         recurrent_kernel = ops.cast(cell.recurrent_kernel, dtype)
         bias = None if cell.bias is None else ops.cast(cell.bias, dtype)
@@ -168,8 +250,6 @@ class LSTM(keras.layers.LSTM):
             gate_dropout_masks = dropout_mask
         elif dropout_mask is not None:
             x = x * ops.expand_dims(dropout_mask, 1)
-        if mask is not None:
-            mask = ops.cast(mask, "bool")
         if self.go_backwards:
             x = ops.flip(x, axis=1)
             mask = None if mask is None else ops.flip(mask, axis=1)
@@ -199,8 +279,10 @@ class LSTM(keras.layers.LSTM):
             )
 
         def fused():
+            # The plan's kernel, by name: module.cudnn or module.native.
             return self._fused(
-                module, x, h0, c0, kernel, recurrent_kernel, bias, mask, plan.mask
+                getattr(module, plan.kernel), x, h0, c0, kernel, recurrent_kernel,
+                bias, mask, plan.mask,
             )
 
         def tensors(kernel_fn):
@@ -210,7 +292,9 @@ class LSTM(keras.layers.LSTM):
                 outputs = ops.expand_dims(last, 1)
             return last, outputs, h, c
 
-        if plan.kernel not in ("cudnn", "native") or gate_dropout_masks is not None:
+        # The kernel the plan names, and no other (per-gate input dropout,
+        # say, is a fact the planner weighed).
+        if plan.kernel not in planner.FUSED_KERNELS:
             last, outputs, h, c = tensors(loop)
         elif plan.mask == _sequence.RUNTIME:
             # A traced mask: the layout is known inside the graph only.
@@ -223,9 +307,17 @@ class LSTM(keras.layers.LSTM):
             last, outputs, h, c = tensors(fused)
         return last, outputs, [h, c]
 
-    def _fused(self, module, x, h0, c0, kernel, recurrent_kernel, bias, mask, layout):
+    def _symbolic_outputs(self, sequences, h0, c0):
+        last = ops.zeros_like(h0)
+        outputs = ops.expand_dims(last, 1)
+        if self.return_sequences:
+            batch, steps = ops.shape(sequences)[0], ops.shape(sequences)[1]
+            outputs = ops.zeros((batch, steps, self.units), sequences.dtype)
+        return last, outputs, [h0, c0]
+
+    def _fused(self, run, x, h0, c0, kernel, recurrent_kernel, bias, mask, layout):
         if layout in (_sequence.NO_MASK, _sequence.ALL_VALID):
-            y, h, c = module.fused(x, h0, c0, kernel, recurrent_kernel, bias, None)
+            y, h, c = run(x, h0, c0, kernel, recurrent_kernel, bias, None)
             return h, (y if self.return_sequences else None), h, c
         starts, lengths = _sequence.valid_span(mask)
         # `layout` describes the mask as given; `mask` is in processing order.
@@ -234,7 +326,7 @@ class LSTM(keras.layers.LSTM):
             x = _sequence.rotate_to_front(x, starts)
         # The final c is observable only as a returned or carried state.
         need_c = self.return_state or self.stateful
-        y, h, c = module.fused(
+        y, h, c = run(
             x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=need_c
         )
         nonempty = ops.expand_dims(lengths > 0, 1)

@@ -12,6 +12,8 @@ from keras import activations
 from fastlstm import _sequence
 
 KERNELS = ("cudnn", "native", "loop", "unrolled")
+# The kernels that run the backend's fused LSTM; the others run the recurrence.
+FUSED_KERNELS = ("cudnn", "native")
 
 _DESCRIPTIONS = {
     "cudnn": "cuDNN's fused LSTM",
@@ -20,7 +22,6 @@ _DESCRIPTIONS = {
     "unrolled": "the recurrence unrolled step by step (unroll=True)",
 }
 _CUDNN_DTYPES = ("float16", "float32", "float64")
-_NATIVE_DTYPES = ("float32", "float64")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,26 +93,37 @@ def decide(
     recurrent_activation,
     use_bias,
     unroll,
+    dropout,
     recurrent_dropout,
+    implementation,
     use_cudnn,
     mask,
     training,
     dtype,
-    native_cpu_kernel,
+    native_status,
+    native_dtypes,
 ):
     """Chooses the kernel. Pure: the same facts always give the same plan.
+
+    Every fact that changes which kernel runs is an argument here, and the
+    layer runs the kernel the plan names: nothing else overrides it.
 
     Args:
         backend: "tensorflow", "jax" or "torch".
         device: "cpu" or "gpu".
         activation, recurrent_activation: activation names.
         use_bias, unroll: the layer's flags.
-        recurrent_dropout: the layer's rate.
+        dropout, recurrent_dropout: the cell's rates.
+        implementation: the cell's `implementation` (1 draws one input
+            dropout mask per gate, which a fused kernel cannot apply).
         use_cudnn: "auto", True or False.
         mask: the mask layout (see `fastlstm._sequence`).
-        training: whether dropout is active in this call.
-        dtype: the compute dtype name.
-        native_cpu_kernel: whether the backend has a fused CPU LSTM.
+        training: whether the call is in training mode.
+        dtype: the dtype the call computes in.
+        native_status: `(loaded, why_not)`: whether the backend's fused CPU
+            LSTM can run in this process, and if not, why (the loader's
+            error).
+        native_dtypes: the dtypes the backend's fused CPU LSTM computes in.
 
     Returns:
         A `Plan`.
@@ -122,6 +134,7 @@ def decide(
     """
     no_holes = mask in _sequence.CONTIGUOUS_LAYOUTS or mask == _sequence.RUNTIME
     rec_dropout_off = not (training and recurrent_dropout)
+    gate_dropout_off = not (training and dropout and implementation == 1)
     shared = [
         (f"activation is tanh (found {activation})", activation == "tanh"),
         (
@@ -132,6 +145,13 @@ def decide(
             "recurrent_dropout is 0 or the call is not training "
             f"(found recurrent_dropout={recurrent_dropout}, training={bool(training)})",
             rec_dropout_off,
+        ),
+        (
+            "input dropout uses one mask for all gates: implementation is 2, "
+            "dropout is 0 or the call is not training (found "
+            f"implementation={implementation}, dropout={dropout}, "
+            f"training={bool(training)})",
+            gate_dropout_off,
         ),
         (f"unroll is False (found {unroll})", not unroll),
     ]
@@ -146,20 +166,26 @@ def decide(
         ),
         (f"the dtype is float16, float32 or float64 (found {dtype})", dtype in _CUDNN_DTYPES),
     ]
+    loaded, why_not = native_status
     native = [
         (
-            f"the {backend} backend has a fused CPU LSTM",
-            bool(native_cpu_kernel),
+            f"the {backend} backend's fused CPU LSTM is loaded"
+            + ("" if loaded else f" (not loaded: {why_not})"),
+            bool(loaded),
         ),
         (f"the device is a CPU (found {device})", device == "cpu"),
     ]
     native += shared
     native += [
         (
-            f"the mask has no holes and is known before the call (found {mask})",
-            mask in _sequence.CONTIGUOUS_LAYOUTS,
+            f"the mask has no holes (found {mask})"
+            + ("; a mask with holes falls back to loop" if mask == _sequence.RUNTIME else ""),
+            no_holes,
         ),
-        (f"the dtype is float32 or float64 (found {dtype})", dtype in _NATIVE_DTYPES),
+        (
+            f"the dtype is {' or '.join(native_dtypes)} (found {dtype})",
+            dtype in native_dtypes,
+        ),
     ]
     reasons = tuple(Requirement("cudnn", t, h) for t, h in cudnn) + tuple(
         Requirement("native", t, h) for t, h in native

@@ -22,3 +22,17 @@ def pytest_configure(config):
             cpus[0],
             [tf.config.LogicalDeviceConfiguration()] * 2,
         )
+
+
+# Modules that only one backend's engine can run: each backend collects its
+# own (no skipped tests for the others).
+BACKEND_ONLY = {
+    "test_native.py": ("tensorflow", "jax"),
+    "test_native_tensorflow.py": ("tensorflow",),
+    "test_native_jax.py": ("jax",),
+}
+collect_ignore = [
+    name
+    for name, backends in BACKEND_ONLY.items()
+    if os.environ.get("KERAS_BACKEND", "tensorflow") not in backends
+]

@@ -142,3 +142,57 @@ def assert_all_close(actual, expected, atol=ATOL, what="output"):
     for i, (a, e) in enumerate(zip(actual, expected)):
         assert a.shape == e.shape, f"{what} {i}: shape {a.shape} != {e.shape}"
         np.testing.assert_allclose(a, e, atol=atol, rtol=1e-4, err_msg=f"{what} {i}")
+
+
+def fused_stand_in(recurrence):
+    """cuDNN's contract (front-aligned rows, outputs past a row's length are
+    zeros) computed by the loop, so that the cuDNN branch runs on a CPU. It
+    proves the dispatch and the plumbing around the kernel, not cuDNN."""
+    from keras import activations
+
+    from fastlstm import _sequence
+
+    def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+        xp = _sequence.project(x, kernel, bias, None)
+        mask = None
+        if lengths is not None:
+            mask = ops.arange(ops.shape(x)[1], dtype="int32")[None, :] < lengths[:, None]
+        _, y, h, c = recurrence(
+            xp, h0, c0, recurrent_kernel, mask,
+            activation=activations.tanh, recurrent_activation=activations.sigmoid,
+            zero_output_for_mask=True, return_sequences=True, unroll=False,
+        )
+        return y, h, c
+
+    return fused
+
+
+def instrument_kernels(monkeypatch, device="here"):
+    """Records which kernel function each call runs: "cudnn", "native", or
+    "loop" or "unrolled" (the recurrence). With device="gpu" the backend
+    reports a GPU and cuDNN is stood in for by the loop."""
+    from fastlstm import kernels
+
+    module = kernels.get()
+    calls = []
+    real_recurrence = module.recurrence
+
+    def recording(name, run):
+        def kernel(*args, **kwargs):
+            calls.append(name)
+            return run(*args, **kwargs)
+
+        return kernel
+
+    cudnn = fused_stand_in(real_recurrence) if device == "gpu" else module.cudnn
+    if device == "gpu":
+        monkeypatch.setattr(module, "device", lambda: "gpu")
+    monkeypatch.setattr(module, "cudnn", recording("cudnn", cudnn))
+    monkeypatch.setattr(module, "native", recording("native", module.native))
+
+    def recurrence(*args, unroll, **kwargs):
+        calls.append("unrolled" if unroll else "loop")
+        return real_recurrence(*args, unroll=unroll, **kwargs)
+
+    monkeypatch.setattr(module, "recurrence", recurrence)
+    return calls

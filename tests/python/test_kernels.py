@@ -10,7 +10,7 @@ from keras import activations, ops
 
 import fastlstm
 from fastlstm import _sequence, kernels
-from helpers import build_pair, forward, make_mask, pair, to_numpy
+from helpers import build_pair, forward, fused_stand_in, make_mask, pair, to_numpy
 
 MODULE = kernels.get()
 B, T, F, U = 3, 6, 2, 4
@@ -44,13 +44,9 @@ def test_recurrence_kernel(mask_kind, unroll):
     np.testing.assert_allclose(to_numpy(last), expected[0][:, -1], atol=2e-5)
 
 
-@pytest.mark.skipif(
-    not MODULE.has_native_cpu_kernel() and MODULE.device() != "gpu",
-    reason="needs a CUDA GPU: this backend's fused kernel is cuDNN",
-)
 @pytest.mark.parametrize("mask_kind", ["none", "right", "left", "empty"])
 @pytest.mark.parametrize("need_cell_state", [True, False])
-def test_fused_kernel_on_front_aligned_rows(mask_kind, need_cell_state):
+def test_native_kernel_on_front_aligned_rows(mask_kind, need_cell_state):
     x, h0, c0, layer, ref, mask = setup(mask_kind)
     cell = layer.cell
     xt = ops.convert_to_tensor(x)
@@ -59,7 +55,7 @@ def test_fused_kernel_on_front_aligned_rows(mask_kind, need_cell_state):
     if mask is not None:
         starts, lengths = _sequence.valid_span(ops.convert_to_tensor(mask))
         xt = _sequence.rotate_to_front(xt, starts)
-    y, h, c = MODULE.fused(
+    y, h, c = MODULE.native(
         xt, ops.convert_to_tensor(h0), ops.convert_to_tensor(c0),
         ops.convert_to_tensor(cell.kernel), ops.convert_to_tensor(cell.recurrent_kernel),
         ops.convert_to_tensor(cell.bias), lengths, need_cell_state=need_cell_state,
@@ -91,24 +87,6 @@ def test_rotation_round_trip():
     assert not bool(to_numpy(_sequence.is_contiguous(ops.convert_to_tensor(holes))))
 
 
-def loop_standing_in_for_fused(
-    x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True
-):
-    """The fused kernel's contract (front-aligned rows, outputs past a row's
-    length are zeros), computed by the loop kernel: lets the cuDNN path's
-    plumbing run on a CPU. It proves the plumbing, not cuDNN."""
-    xp = _sequence.project(x, kernel, bias, None)
-    mask = None
-    if lengths is not None:
-        mask = ops.arange(ops.shape(x)[1], dtype="int32")[None, :] < lengths[:, None]
-    _, y, h, c = MODULE.recurrence(
-        xp, h0, c0, recurrent_kernel, mask,
-        activation=activations.tanh, recurrent_activation=activations.sigmoid,
-        zero_output_for_mask=True, return_sequences=True, unroll=False,
-    )
-    return y, h, c
-
-
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_cudnn_path_plumbing_in_a_compiled_model(monkeypatch, go_backwards):
     """Inside fit/predict the mask is traced: the layer picks cuDNN or the
@@ -116,7 +94,7 @@ def test_cudnn_path_plumbing_in_a_compiled_model(monkeypatch, go_backwards):
     import keras
 
     monkeypatch.setattr(MODULE, "device", lambda: "gpu")
-    monkeypatch.setattr(MODULE, "fused", loop_standing_in_for_fused)
+    monkeypatch.setattr(MODULE, "cudnn", fused_stand_in(MODULE.recurrence))
     rng = np.random.default_rng(3)
     x = rng.standard_normal((B, T, F)).astype("float32")
     mask = make_mask("left", B, T, seed=4)

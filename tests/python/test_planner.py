@@ -16,12 +16,15 @@ FACTS = dict(
     recurrent_activation="sigmoid",
     use_bias=True,
     unroll=False,
+    dropout=0.0,
     recurrent_dropout=0.0,
+    implementation=2,
     use_cudnn="auto",
     mask=seq.NO_MASK,
     training=False,
     dtype="float32",
-    native_cpu_kernel=True,
+    native_status=(True, ""),
+    native_dtypes=("float32", "float64"),
 )
 
 
@@ -42,11 +45,30 @@ def test_mask_with_holes_needs_the_loop(backend):
     assert [r.text for r in plan.unmet("cudnn")] == ["the mask has no holes (found holes)"]
 
 
-def test_cpu_picks_native_on_torch_and_loop_elsewhere():
-    assert decide().kernel == "native"
-    assert decide(mask=seq.LEFT_PADDED).kernel == "native"
-    assert decide(backend="tensorflow", native_cpu_kernel=False).kernel == "loop"
-    assert decide(backend="jax", native_cpu_kernel=False).kernel == "loop"
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+@pytest.mark.parametrize("mask", [seq.NO_MASK, seq.RIGHT_PADDED, seq.LEFT_PADDED, seq.CONTIGUOUS, seq.RUNTIME])
+def test_cpu_runs_native_on_every_backend_for_masks_without_holes(backend, mask):
+    assert decide(backend=backend, mask=mask).kernel == "native"
+
+
+def test_native_needs_its_library_loaded_and_says_why_not():
+    plan = decide(backend="jax", native_status=(False, "oneDNN is not installed"))
+    assert plan.kernel == "loop"
+    assert [r.text for r in plan.unmet("native")] == [
+        "the jax backend's fused CPU LSTM is loaded (not loaded: oneDNN is not installed)"
+    ]
+
+
+def test_native_needs_one_of_its_dtypes():
+    plan = decide(backend="tensorflow", dtype="float64", native_dtypes=("float32",))
+    assert plan.kernel == "loop"
+    assert [r.text for r in plan.unmet("native")] == ["the dtype is float32 (found float64)"]
+
+
+def test_native_with_a_mask_with_holes_needs_the_loop():
+    plan = decide(mask=seq.HOLES)
+    assert plan.kernel == "loop"
+    assert [r.text for r in plan.unmet("native")] == ["the mask has no holes (found holes)"]
 
 
 @pytest.mark.parametrize(
@@ -63,6 +85,26 @@ def test_each_cudnn_requirement_is_named_when_unmet(change, unmet):
     plan = decide(device="gpu", **change)
     assert plan.kernel != "cudnn"
     assert [r.text for r in plan.unmet("cudnn")] == [unmet]
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_per_gate_input_dropout_in_training_needs_the_loop(device):
+    """implementation=1 draws one input-dropout mask per gate, which no fused
+    kernel applies: the planner says so (issue 11: the plan said native
+    while the layer ran the loop)."""
+    plan = decide(device=device, dropout=0.3, implementation=1, training=True)
+    assert plan.kernel == "loop"
+    fused = "cudnn" if device == "gpu" else "native"
+    assert [r.text for r in plan.unmet(fused)] == [
+        "input dropout uses one mask for all gates: implementation is 2, "
+        "dropout is 0 or the call is not training (found implementation=1, "
+        "dropout=0.3, training=True)"
+    ]
+    # One shared mask (implementation 2), or no dropout at inference, fuse.
+    assert decide(device=device, dropout=0.3, implementation=2, training=True).kernel == fused
+    assert decide(device=device, dropout=0.3, implementation=1, training=False).kernel == fused
+    with pytest.raises(ValueError, match="input dropout uses one mask for all gates"):
+        decide(device="gpu", dropout=0.3, implementation=1, training=True, use_cudnn=True)
 
 
 def test_recurrent_dropout_at_inference_keeps_cudnn():
@@ -123,10 +165,7 @@ def test_public_plan_for_a_real_layer_on_this_backend():
     here = fastlstm.plan(layer, x, mask=mask)
     assert here.backend == BACKEND and here.device == kernels.get().device()
     assert here.mask == seq.LEFT_PADDED
-    expected = "native" if BACKEND == "torch" else "loop"
-    if here.device == "gpu":
-        expected = "cudnn"
-    assert here.kernel == expected
+    assert here.kernel == ("cudnn" if here.device == "gpu" else "native")
     assert fastlstm.plan(layer, x, mask=mask, device="gpu").kernel == "cudnn"
     relu = fastlstm.LSTM(4, activation="relu")
     assert fastlstm.plan(relu, x, device="gpu").kernel == "loop"
@@ -140,6 +179,35 @@ def test_public_plan_rejects_bad_arguments():
         fastlstm.plan(keras.layers.Dense(2), np.zeros((2, 5, 3)))
     with pytest.raises(ValueError, match="argument `inputs`"):
         fastlstm.plan(layer, np.zeros((2, 5)))
+
+
+def test_public_plan_names_inputs_that_are_not_tensors():
+    layer = fastlstm.LSTM(4)
+    with pytest.raises(ValueError, match=r"argument `inputs`: expected a 3D tensor of shape \(batch, timesteps, features\), got None"):
+        fastlstm.plan(layer, None)
+    with pytest.raises(TypeError, match=r"argument `inputs`: expected a 3D tensor or array.*got a str \('abc'\)"):
+        fastlstm.plan(layer, "abc")
+    with pytest.raises(TypeError, match=r"argument `inputs`.*got a list"):
+        fastlstm.plan(layer, [[[0.0, 1.0]]])
+    with pytest.raises(TypeError, match=r"argument `mask`.*got a list"):
+        fastlstm.plan(layer, np.zeros((2, 5, 3)), mask=[[True] * 5] * 2)
+
+
+def test_public_plan_checks_the_feature_size_of_a_built_layer():
+    layer = fastlstm.LSTM(4)
+    layer.build((2, 5, 3))
+    with pytest.raises(ValueError, match=r"argument `inputs`: this layer was built for 3 features.*got inputs of shape \(2, 5, 2\) with 2"):
+        fastlstm.plan(layer, np.zeros((2, 5, 2)))
+
+
+def test_public_plan_takes_the_masks_a_call_takes():
+    """Float, (batch, timesteps, 1) and batch-1 masks have the layout of the
+    boolean mask they stand for."""
+    layer = fastlstm.LSTM(4)
+    x = np.zeros((3, 5, 2), "float32")
+    left = np.array([[0, 0, 1, 1, 1]] * 3)
+    for mask in (left.astype("float32"), left[..., None], left[:1].astype(bool)):
+        assert fastlstm.plan(layer, x, mask=mask).mask == seq.LEFT_PADDED
 
 
 def test_use_cudnn_true_on_a_cpu_raises_when_called():

@@ -1,5 +1,11 @@
 """Config round trips, .keras files without custom_objects, weight swaps."""
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
@@ -34,6 +40,49 @@ def test_keras_file_loads_without_custom_objects(tmp_path, use_cudnn):
     if use_cudnn is not True:  # True needs a GPU to call
         x = np.random.default_rng(0).standard_normal((2, 6, 3)).astype("float32")
         np.testing.assert_array_equal(to_numpy(model(x)), to_numpy(loaded(x)))
+
+
+FRESH_LOAD = textwrap.dedent("""
+    import json, sys
+    import keras, numpy as np
+    path, x_path = sys.argv[1:]
+    result = {"imported_before": "fastlstm" in sys.modules}
+    try:
+        keras.saving.load_model(path)
+    except Exception as e:
+        result["without_fastlstm"] = [type(e).__name__, str(e)]
+    import fastlstm
+    model = keras.saving.load_model(path)
+    result["type"] = type(model.layers[1]).__module__ + "." + type(model.layers[1]).__name__
+    y = keras.ops.convert_to_numpy(model(np.load(x_path)))
+    result["y"] = np.asarray(y).tolist()
+    print(json.dumps(result))
+""")
+
+
+def test_keras_file_in_a_fresh_process_loads_once_fastlstm_is_imported(tmp_path):
+    # What the README says about loading: Keras alone cannot find the class
+    # (it imports modules of its own packages only); after `import fastlstm`
+    # the file loads with no custom_objects.
+    inp = keras.Input((6, 3))
+    model = keras.Model(inp, keras.layers.Dense(2)(fastlstm.LSTM(5)(inp)))
+    model.save(tmp_path / "model.keras")
+    x = np.random.default_rng(2).standard_normal((2, 6, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    env = dict(os.environ, KERAS_BACKEND=keras.config.backend())
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_LOAD, str(tmp_path / "model.keras"), str(tmp_path / "x.npy")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["imported_before"] is False
+    kind, message = result["without_fastlstm"]
+    assert kind == "TypeError"
+    assert "Could not locate class 'LSTM'" in message
+    assert "'module': 'fastlstm.layer'" in message
+    assert result["type"] == "fastlstm.layer.LSTM"
+    np.testing.assert_allclose(np.asarray(result["y"]), to_numpy(model(x)), atol=1e-6)
 
 
 def test_weights_swap_with_keras_both_ways():

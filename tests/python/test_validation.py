@@ -1,5 +1,7 @@
 """Every bad input gets a ValueError that names the argument and the value."""
 
+import re
+
 import numpy as np
 import pytest
 from keras import ops
@@ -46,16 +48,24 @@ def test_inputs_must_be_3d(shape):
         fastlstm.LSTM(4)(np.zeros(shape, "float32"))
 
 
-def test_mask_of_wrong_shape():
+@pytest.mark.parametrize("shape", [(2, 4), (3, 5), (2, 5, 2), (5,)])
+def test_mask_of_wrong_shape(shape):
     layer = fastlstm.LSTM(4)
-    with pytest.raises(ValueError, match=r"argument `mask`: expected shape \(batch, timesteps\) = \(2, 5\), got shape \(2, 4\)"):
-        layer(np.zeros((2, 5, 3), "float32"), mask=ops.convert_to_tensor(np.ones((2, 4), bool)))
+    with pytest.raises(ValueError, match=r"argument `mask`: expected shape \(batch, timesteps\) = \(2, 5\) \(or a batch of 1\), got shape " + re.escape(str(shape))):
+        layer(np.zeros((2, 5, 3), "float32"), mask=ops.convert_to_tensor(np.ones(shape, bool)))
 
 
 def test_mask_of_wrong_dtype():
     layer = fastlstm.LSTM(4)
-    with pytest.raises(ValueError, match=r"argument `mask`: expected a boolean.*float32"):
-        layer(np.zeros((2, 5, 3), "float32"), mask=ops.convert_to_tensor(np.ones((2, 5), "float32")))
+    with pytest.raises(TypeError, match=r"argument `mask`: expected a boolean tensor.*got dtype complex64"):
+        layer(np.zeros((2, 5, 3), "float32"), mask=np.ones((2, 5), "complex64"))
+
+
+def test_mask_given_as_a_python_list():
+    layer = fastlstm.LSTM(4)
+    mask = [[True] * 5, [True, True, False, False, False]]
+    with pytest.raises(TypeError, match=r"argument `mask`: expected a boolean tensor or array.*got a list\. Convert it first"):
+        layer(np.zeros((2, 5, 3), "float32"), mask=mask)
 
 
 def test_wrong_number_of_initial_states():
@@ -68,10 +78,41 @@ def test_wrong_number_of_initial_states():
         layer(x, initial_state=[h, h, h])
 
 
-def test_initial_state_of_wrong_shape():
+@pytest.mark.parametrize("shape", [(2, 3), (3, 4), (4,), (2, 4, 1)])
+def test_initial_state_of_wrong_shape(shape):
     layer = fastlstm.LSTM(4)
-    with pytest.raises(ValueError, match=r"argument `initial_state`: the c state must have shape \(batch, units\) = \(2, 4\), got \(2, 3\)"):
-        layer(np.zeros((2, 5, 3), "float32"), initial_state=[ops.zeros((2, 4)), ops.zeros((2, 3))])
+    with pytest.raises(ValueError, match=r"argument `initial_state`: the c state must have shape \(batch, units\) = \(2, 4\) \(or \(1, 4\) for every row\), got " + re.escape(str(shape))):
+        layer(np.zeros((2, 5, 3), "float32"), initial_state=[ops.zeros((2, 4)), ops.zeros(shape)])
+
+
+def test_initial_state_of_nones():
+    layer = fastlstm.LSTM(4)
+    with pytest.raises(ValueError, match=r"argument `initial_state`: the h state is None\. Pass two tensors \[h, c\].*or leave `initial_state` out"):
+        layer(np.zeros((2, 5, 3), "float32"), initial_state=[None, None])
+
+
+def test_call_on_none():
+    with pytest.raises(ValueError, match=r"argument `inputs`: expected a 3D tensor of shape \(batch, timesteps, features\), got None"):
+        fastlstm.LSTM(4)(None)
+    built = fastlstm.LSTM(4)
+    built(np.zeros((2, 5, 3), "float32"))
+    with pytest.raises(ValueError, match=r"argument `inputs`.*got None"):
+        built(None)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_complex_inputs_are_rejected(dtype):
+    # Keras raises on TensorFlow and JAX; on PyTorch it drops the imaginary
+    # part with a warning. fastlstm raises on all three (README).
+    x = np.zeros((2, 5, 3), dtype)
+    with pytest.raises(TypeError, match=r"argument `inputs`: expected a real-valued \(float, integer or boolean\) tensor, got dtype complex"):
+        fastlstm.LSTM(4)(x)
+
+
+def test_units_true_is_rejected():
+    for units in (True, np.True_, False):
+        with pytest.raises(ValueError, match=r"argument `units`, expected a positive integer, got " + repr(units)):
+            fastlstm.LSTM(units)
 
 
 def test_stateful_without_a_fixed_batch_size():

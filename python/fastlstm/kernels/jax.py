@@ -1,10 +1,16 @@
-"""JAX kernels: a lax.scan recurrence and cuDNN through jax.experimental.rnn."""
+"""JAX kernels: a lax.scan recurrence, cuDNN through jax.experimental.rnn,
+and oneDNN's LSTM on a CPU through an XLA FFI call (the native kernel)."""
 
+import ctypes
 import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from keras import activations
+
+from fastlstm import _compiled
+from fastlstm.kernels import _onednn
 
 
 # XLA:CPU runs one large (batch*time, input) x (input, 4*units) product far
@@ -17,8 +23,13 @@ def device():
     return "gpu" if jax.default_backend() == "gpu" else "cpu"
 
 
-def has_native_cpu_kernel():
-    return False
+# oneDNN's LSTM computes in float32 only.
+NATIVE_DTYPES = ("float32",)
+
+
+def native_status():
+    """`(True, "")` where the native kernel can run, else `(False, why)`."""
+    return _compiled.status("jax")
 
 
 def _native(fn):
@@ -256,7 +267,7 @@ def _standard(zero_output_for_mask, return_sequences, masked):
     return run
 
 
-def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+def cudnn(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
     """cuDNN LSTM (jax.experimental.rnn) over rows right-aligned to `lengths`.
 
     Returns `(outputs, h, c)`; outputs past a row's length are zeros.
@@ -291,3 +302,142 @@ def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=Tr
         bidirectional=False,
     )
     return y, h[0], c[0]
+
+
+# The native kernel: oneDNN's LSTM as three XLA FFI targets (inference,
+# training forward with a workspace, backward), with a custom VJP.
+
+_TARGETS = {
+    "fastlstm_onednn_inference": "FastlstmInference",
+    "fastlstm_onednn_training": "FastlstmTraining",
+    "fastlstm_onednn_backward": "FastlstmBackward",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _register_targets():
+    library = _compiled.load("jax")
+    for target, symbol in _TARGETS.items():
+        jax.ffi.register_ffi_target(
+            target, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu"
+        )
+    library.fastlstm_workspace_bytes.restype = ctypes.c_int64
+    return library
+
+
+def _workspace_bytes(batch, steps, features, units):
+    error = ctypes.create_string_buffer(1024)
+    size = _register_targets().fastlstm_workspace_bytes(
+        ctypes.c_int64(batch), ctypes.c_int64(steps), ctypes.c_int64(features),
+        ctypes.c_int64(units), error, ctypes.c_size_t(len(error)),
+    )
+    if size < 0:
+        raise RuntimeError(f"oneDNN LSTM: {error.value.decode()}")
+    return size
+
+
+def _call(target, results, *args):
+    _register_targets()
+    return jax.ffi.ffi_call(target, results, vmap_method="sequential")(
+        *args, threads=np.int64(_compiled.threads("jax"))
+    )
+
+
+def _state_specs(x, h0):
+    batch, steps, _ = x.shape
+    units = h0.shape[-1]
+    return (
+        jax.ShapeDtypeStruct((batch, steps, units), x.dtype),
+        jax.ShapeDtypeStruct(h0.shape, x.dtype),
+        jax.ShapeDtypeStruct(h0.shape, x.dtype),
+    )
+
+
+@jax.custom_vjp
+def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias):
+    # Not differentiated: inference, which saves nothing for a gradient.
+    return tuple(
+        _call("fastlstm_onednn_inference", _state_specs(x, h0),
+              x, h0, c0, kernel, recurrent_kernel, bias)
+    )
+
+
+def _onednn_lstm_fwd(x, h0, c0, kernel, recurrent_kernel, bias):
+    batch, steps, features = x.shape
+    workspace = jax.ShapeDtypeStruct(
+        (_workspace_bytes(batch, steps, features, h0.shape[-1]),), jnp.uint8
+    )
+    y, h, c, ws = _call(
+        "fastlstm_onednn_training", _state_specs(x, h0) + (workspace,),
+        x, h0, c0, kernel, recurrent_kernel, bias,
+    )
+    return (y, h, c), (x, h0, c0, kernel, recurrent_kernel, bias, y, h, c, ws)
+
+
+def _onednn_lstm_bwd(residuals, cotangents):
+    specs = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in residuals[:6])
+    return tuple(
+        _call("fastlstm_onednn_backward", specs, *residuals, *cotangents)
+    )
+
+
+_onednn_lstm.defvjp(_onednn_lstm_fwd, _onednn_lstm_bwd)
+
+
+def native(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+    """oneDNN's LSTM over rows front-aligned to `lengths` (or all steps).
+
+    Returns `(outputs, h, c)`; outputs past a row's length are zeros; with
+    `need_cell_state=False`, c is None (see `kernels._onednn`).
+    """
+
+    def run(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
+        return _onednn.front_aligned(
+            _onednn_lstm, x, h0, c0, kernel, recurrent_kernel, bias, lengths,
+            need_cell_state,
+        )
+
+    no_cell_state = lengths is not None and not need_cell_state
+    return _per_device_rows(
+        run, (x, h0, c0, kernel, recurrent_kernel, bias, lengths),
+        outputs=(True, True, not no_cell_state),
+    )
+
+
+def _per_device_rows(run, args, outputs):
+    """`run(*args)`, on each device's own rows under keras's DataParallel.
+
+    `args` are `(x, h0, c0, kernel, recurrent_kernel, bias, lengths)`, any
+    of them None but x; `outputs` says which of `run`'s outputs are tensors
+    (the others are None).
+
+    XLA cannot partition a custom call: left to itself it gathers the whole
+    batch onto every device and runs it there. Rows are independent, so each
+    device runs its shard; the weights' gradients are summed over devices by
+    shard_map's transpose.
+    """
+    import keras
+
+    distribution = keras.distribution.distribution()
+    if not isinstance(distribution, keras.distribution.DataParallel):
+        return run(*args)
+    mesh = distribution.device_mesh.backend_mesh
+    axis = distribution.batch_dim_name
+    if mesh.shape[axis] == 1 or args[0].shape[0] % mesh.shape[axis]:
+        return run(*args)
+    rows, shared = jax.sharding.PartitionSpec(axis), jax.sharding.PartitionSpec()
+    specs = (rows, rows, rows, shared, shared, shared, rows)
+    present = [a is not None for a in args]
+
+    def local(*given):
+        it = iter(given)
+        return run(*(next(it) if p else None for p in present))
+
+    out_specs = tuple(rows if o else None for o in outputs)
+    return jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=tuple(s for s, p in zip(specs, present) if p),
+        out_specs=out_specs,
+        check_vma=False,
+    )(*(a for a in args if a is not None))

@@ -1,17 +1,52 @@
-"""TensorFlow kernels: a tf.while_loop recurrence and the CudnnRNNV3 op."""
+"""TensorFlow kernels: a tf.while_loop recurrence, the CudnnRNNV3 op, and
+oneDNN's LSTM on a CPU as a custom op (the native kernel)."""
 
 import functools
 
 import tensorflow as tf
 from keras import activations
 
+from fastlstm import _compiled
+from fastlstm.kernels import _onednn
+
 
 def device():
     return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
 
 
-def has_native_cpu_kernel():
+# oneDNN's LSTM computes in float32 only.
+NATIVE_DTYPES = ("float32",)
+
+
+def native_status():
+    """`(True, "")` where the native kernel can run, else `(False, why)`.
+
+    The op has no XLA kernel, so it cannot run inside a function compiled
+    with `jit_compile=True` (Keras's `compile(jit_compile=True)`).
+    """
+    ok, why = _compiled.status("tensorflow")
+    if ok and _in_xla_context():
+        return False, "the call is being compiled by XLA (jit_compile=True), which cannot run a custom op"
+    return ok, why
+
+
+def _in_cond_branch():
+    """Whether ops built now go into a branch of a tf.cond."""
+    from tensorflow.python.ops import control_flow_v2_func_graphs as cf_graphs
+
+    graph = tf.compat.v1.get_default_graph()
+    while isinstance(graph, tf.__internal__.FuncGraph):
+        if isinstance(graph, cf_graphs.CondBranchFuncGraph):
+            return True
+        graph = getattr(graph, "outer_graph", None)
     return False
+
+
+def _in_xla_context():
+    from tensorflow.python.ops import control_flow_util
+
+    graph = tf.compat.v1.get_default_graph()
+    return control_flow_util.GraphOrParentsInXlaContext(graph)
 
 
 def _native(fn):
@@ -42,14 +77,22 @@ def _recurrent_term(h, recurrent_kernel, rec_masks):
     )
 
 
-def _recording():
-    """Whether a gradient tape may record the ops built now."""
-    try:
-        from tensorflow.python.eager import tape as tape_lib
+def _recording(tensors):
+    """Whether a gradient may be taken through ops built now on `tensors`.
 
-        return bool(tape_lib.could_possibly_record())
-    except Exception:  # a TensorFlow without the private helper
-        return True
+    Eagerly: whether a tape watches them. While a graph is traced: whether
+    any tape is active (a tape outside a traced function differentiates it
+    from its graph later). Without a tape, the inference kernels save
+    nothing that only a gradient needs; a gradient taken anyway
+    (tf.gradients) goes through them by autodiff.
+    """
+    try:
+        from tensorflow.python.eager import record
+    except ImportError:  # TensorFlow before 2.13
+        from tensorflow.python.eager import tape as record
+    if tf.executing_eagerly():
+        return bool(record.should_record_backprop([t for t in tensors if t is not None]))
+    return bool(record.could_possibly_record())
 
 
 # On a CPU, TensorFlow runs a while_loop op by op, and the op overhead, not
@@ -63,7 +106,19 @@ PROJECT_IN_LOOP = True
 
 
 def recurrence(
-    xp, h0, c0, recurrent_kernel, mask, *, rec_masks=None, input_kernel=None, **options
+    xp,
+    h0,
+    c0,
+    recurrent_kernel,
+    mask,
+    *,
+    activation,
+    recurrent_activation,
+    zero_output_for_mask,
+    return_sequences,
+    unroll,
+    rec_masks=None,
+    input_kernel=None,
 ):
     """Runs the LSTM recurrence.
 
@@ -74,8 +129,19 @@ def recurrence(
     step carries the state over and repeats the previous output (zeros if
     `zero_output_for_mask`).
     """
-    act, ract = _native(options["activation"]), _native(options["recurrent_activation"])
+    options = dict(
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        zero_output_for_mask=zero_output_for_mask,
+        return_sequences=return_sequences,
+        unroll=unroll,
+    )
+    act, ract = _native(activation), _native(recurrent_activation)
     standard = act is tf.tanh and ract is tf.sigmoid and rec_masks is None
+    if _in_cond_branch():
+        # A hand-written gradient's saved tensors cannot leave a cond branch
+        # (cond_v2 finds no capture for them); the generic loop's can.
+        standard = False
     if input_kernel is not None and standard and not options["unroll"]:
         kernel, bias = input_kernel
         return _standard_recurrence(
@@ -204,7 +270,7 @@ def _standard_recurrence(
     if mask is not None:
         masks = tf.expand_dims(tf.transpose(tf.cast(mask, tf.bool)), -1)
     flags = (zero_output_for_mask, return_sequences, masks is not None)
-    grad = _recording()
+    grad = _recording([xs, h0, c0, w, r, b])
     run = _with_gradient(*flags) if grad else _loops(*flags)[0]
     last, outs, h, c = run(xs, h0, c0, w, r, b, *(() if masks is None else (masks,)))
     outputs = tf.transpose(outs, [1, 0, 2]) if return_sequences else None
@@ -359,7 +425,7 @@ def _with_gradient(zero_output_for_mask, return_sequences, masked):
     return run
 
 
-def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+def cudnn(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
     """cuDNN LSTM (CudnnRNNV3) over rows right-aligned to `lengths`.
 
     Returns `(outputs, h, c)`; outputs past a row's length are zeros.
@@ -392,3 +458,65 @@ def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=Tr
         time_major=False,
     )
     return outputs, tf.squeeze(h, 1), tf.squeeze(c, 1)
+
+
+# The native kernel: oneDNN's LSTM as the FastlstmLstm op (csrc/tf_op.cc).
+# Without a tape recording, the op runs oneDNN's inference pass, which saves
+# nothing; its gradient then reruns the forward pass in training mode.
+
+
+def _ops():
+    _register_gradient()
+    return _compiled.load("tensorflow")
+
+
+def register_op():
+    """Loads the op and registers its gradient where the kernel is built;
+    a failure is left for `native_status()` to report."""
+    if _compiled.status("tensorflow")[0]:
+        _register_gradient()
+
+
+def _threads():
+    return _compiled.threads("tensorflow")
+
+
+@functools.lru_cache(maxsize=None)
+def _register_gradient():
+    # Once per process: TensorFlow refuses a second registration.
+    @tf.RegisterGradient("FastlstmLstm")
+    def _lstm_grad(op, dy, dh, dc, _):
+        inputs = list(op.inputs)
+        outputs = list(op.outputs)
+        if not op.get_attr("training"):
+            outputs = list(
+                _ops().fastlstm_lstm(*inputs, training=True, threads=_threads())
+            )
+        cotangents = [
+            tf.zeros_like(o) if d is None else d
+            for d, o in zip((dy, dh, dc), outputs[:3])
+        ]
+        return _ops().fastlstm_lstm_grad(
+            *inputs, *outputs, *cotangents, threads=_threads()
+        )
+
+
+def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias):
+    y, h, c, _ = _ops().fastlstm_lstm(
+        x, h0, c0, kernel, recurrent_kernel, bias,
+        training=_recording([x, h0, c0, kernel, recurrent_kernel, bias]),
+        threads=_threads(),
+    )
+    return y, h, c
+
+
+def native(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+    """oneDNN's LSTM over rows front-aligned to `lengths` (or all steps).
+
+    Returns `(outputs, h, c)`; outputs past a row's length are zeros; with
+    `need_cell_state=False`, c is None (see `kernels._onednn`).
+    """
+    return _onednn.front_aligned(
+        _onednn_lstm, x, h0, c0, kernel, recurrent_kernel, bias, lengths,
+        need_cell_state,
+    )

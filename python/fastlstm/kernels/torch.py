@@ -17,8 +17,13 @@ def device():
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def has_native_cpu_kernel():
-    return True
+# ATen's fused LSTM runs in both.
+NATIVE_DTYPES = ("float32", "float64")
+
+
+def native_status():
+    """torch's fused LSTM op is part of torch: always there."""
+    return True, ""
 
 
 def _native(fn):
@@ -51,6 +56,7 @@ def recurrence(
     return_sequences,
     unroll,
     rec_masks=None,
+    input_kernel=None,
 ):
     """Runs the LSTM recurrence over `xp = x @ kernel + bias`.
 
@@ -62,6 +68,10 @@ def recurrence(
     nothing here.
     """
     del unroll
+    if input_kernel is not None:
+        # PROJECT_IN_LOOP is False: one product up front is faster here.
+        kernel, bias = input_kernel
+        xp = xp @ kernel if bias is None else torch.addmm(bias, xp.flatten(0, 1), kernel).unflatten(0, xp.shape[:2])
     act, ract = _native(activation), _native(recurrent_activation)
     rk_parts = None if rec_masks is None else recurrent_kernel.chunk(4, dim=1)
     masks = None if mask is None else mask.to(torch.bool).unsqueeze(-1)
@@ -91,8 +101,8 @@ def recurrence(
     return out, outputs, h, c
 
 
-def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
-    """torch's fused LSTM over rows right-aligned to `lengths`.
+def _torch_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+    """torch's fused LSTM over rows front-aligned to `lengths`.
 
     Returns `(outputs, h, c)`; outputs past a row's length are zeros. With
     `need_cell_state=False` the caller never reads `c`, and on a CPU `c` is
@@ -139,3 +149,8 @@ def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=Tr
     )
     restore = packed.unsorted_indices
     return y, h[0][restore], c[0][restore]
+
+
+# One op, two kernels: the tensors' device decides, as the planner did.
+cudnn = _torch_lstm
+native = _torch_lstm

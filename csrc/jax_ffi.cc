@@ -1,0 +1,137 @@
+// JAX binding: XLA FFI handlers around the oneDNN LSTM (lstm_onednn.h).
+//
+// Python registers the handler symbols with jax.ffi.register_ffi_target and
+// asks fastlstm_workspace_bytes() for the size of the workspace output, which
+// XLA needs before the call. Shapes are checked by the Python side; the
+// handlers only read them.
+
+#include <cstring>
+#include <string>
+
+#include "lstm_onednn.h"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+using F32 = ffi::Buffer<ffi::F32>;
+using F32Out = ffi::ResultBuffer<ffi::F32>;
+using U8 = ffi::Buffer<ffi::U8>;
+using U8Out = ffi::ResultBuffer<ffi::U8>;
+
+fastlstm::Dims dims_of(const F32& x, const F32& recurrent_kernel) {
+  auto d = x.dimensions();
+  return {d[0], d[1], d[2], recurrent_kernel.dimensions()[0]};
+}
+
+ffi::Error status(const std::string& error) {
+  return error.empty() ? ffi::Error::Success() : ffi::Error::Internal(error);
+}
+
+ffi::Error forward(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
+                   F32 bias, F32Out y, F32Out h, F32Out c, void* workspace,
+                   int64_t threads) {
+  fastlstm::Weights w{kernel.typed_data(), recurrent_kernel.typed_data(),
+                      bias.typed_data()};
+  return status(fastlstm::lstm_forward(
+      dims_of(x, recurrent_kernel), x.typed_data(), h0.typed_data(),
+      c0.typed_data(), w, y->typed_data(), h->typed_data(), c->typed_data(),
+      workspace, static_cast<int>(threads)));
+}
+
+ffi::Error Inference(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
+                     F32 bias, F32Out y, F32Out h, F32Out c, int64_t threads) {
+  return forward(x, h0, c0, kernel, recurrent_kernel, bias, y, h, c, nullptr,
+                 threads);
+}
+
+ffi::Error Training(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
+                    F32 bias, F32Out y, F32Out h, F32Out c, U8Out workspace,
+                    int64_t threads) {
+  return forward(x, h0, c0, kernel, recurrent_kernel, bias, y, h, c,
+                 workspace->untyped_data(), threads);
+}
+
+ffi::Error Backward(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
+                    F32 bias, F32 y, F32 h, F32 c, U8 workspace, F32 dy,
+                    F32 dh, F32 dc, F32Out dx, F32Out dh0, F32Out dc0,
+                    F32Out dkernel, F32Out drecurrent_kernel, F32Out dbias,
+                    int64_t threads) {
+  fastlstm::Weights w{kernel.typed_data(), recurrent_kernel.typed_data(),
+                      bias.typed_data()};
+  return status(fastlstm::lstm_backward(
+      dims_of(x, recurrent_kernel), x.typed_data(), h0.typed_data(),
+      c0.typed_data(), w, y.typed_data(), h.typed_data(), c.typed_data(),
+      workspace.untyped_data(), dy.typed_data(), dh.typed_data(),
+      dc.typed_data(), dx->typed_data(), dh0->typed_data(), dc0->typed_data(),
+      dkernel->typed_data(), drecurrent_kernel->typed_data(),
+      dbias->typed_data(), static_cast<int>(threads)));
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmInference, Inference,
+                              ffi::Ffi::Bind()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Attr<int64_t>("threads"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmTraining, Training,
+                              ffi::Ffi::Bind()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Ret<ffi::Buffer<ffi::U8>>()
+                                  .Attr<int64_t>("threads"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmBackward, Backward,
+                              ffi::Ffi::Bind()
+                                  .Arg<F32>()  // x
+                                  .Arg<F32>()  // h0
+                                  .Arg<F32>()  // c0
+                                  .Arg<F32>()  // kernel
+                                  .Arg<F32>()  // recurrent_kernel
+                                  .Arg<F32>()  // bias
+                                  .Arg<F32>()  // y
+                                  .Arg<F32>()  // h
+                                  .Arg<F32>()  // c
+                                  .Arg<ffi::Buffer<ffi::U8>>()  // workspace
+                                  .Arg<F32>()  // dy
+                                  .Arg<F32>()  // dh
+                                  .Arg<F32>()  // dc
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Attr<int64_t>("threads"));
+
+// For ctypes: the workspace size of a training pass, or -1 with the error
+// copied into `error`.
+extern "C" int64_t fastlstm_workspace_bytes(int64_t batch, int64_t steps,
+                                            int64_t features, int64_t units,
+                                            char* error, size_t error_size) {
+  size_t bytes = 0;
+  std::string e = fastlstm::workspace_bytes({batch, steps, features, units}, &bytes);
+  if (!e.empty()) {
+    std::strncpy(error, e.c_str(), error_size - 1);
+    error[error_size - 1] = '\0';
+    return -1;
+  }
+  return static_cast<int64_t>(bytes);
+}

@@ -1,0 +1,233 @@
+// TensorFlow binding: two CPU ops around the oneDNN LSTM (lstm_onednn.h),
+// written against TensorFlow's C API for ops and kernels, which does not
+// depend on the C++ ABI TensorFlow was built with.
+//
+//   FastlstmLstm(x, h0, c0, kernel, recurrent_kernel, bias)
+//       -> (y, h, c, workspace)       attrs: training (bool), threads (int)
+//   FastlstmLstmGrad(x, h0, c0, kernel, recurrent_kernel, bias, y, h, c,
+//                    workspace, dy, dh, dc)
+//       -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias)   attr: threads
+//
+// With training=False the workspace is empty. The gradient is registered in
+// Python (fastlstm/kernels/tensorflow.py), which owns shapes and messages.
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "lstm_onednn.h"
+#include "tensorflow/c/kernels.h"
+#include "tensorflow/c/ops.h"
+#include "tensorflow/c/tf_status.h"
+#include "tensorflow/c/tf_tensor.h"
+
+namespace {
+
+const int kForwardInputs = 6;
+
+// The tensors of one kernel call, released when the call ends.
+class Call {
+ public:
+  explicit Call(TF_OpKernelContext* ctx) : ctx_(ctx), status_(TF_NewStatus()) {}
+  ~Call() {
+    for (TF_Tensor* t : tensors_) TF_DeleteTensor(t);
+    TF_DeleteStatus(status_);
+  }
+
+  bool ok() const { return TF_GetCode(status_) == TF_OK; }
+
+  TF_Tensor* input(int i) {
+    TF_Tensor* t = nullptr;
+    if (ok()) TF_GetInput(ctx_, i, &t, status_);
+    if (t) tensors_.push_back(t);
+    return t;
+  }
+
+  void* output(int i, TF_DataType dtype, std::vector<int64_t> dims) {
+    if (!ok()) return nullptr;
+    size_t bytes = TF_DataTypeSize(dtype);
+    for (int64_t d : dims) bytes *= static_cast<size_t>(d);
+    TF_Tensor* t = TF_AllocateOutput(ctx_, i, dtype, dims.data(),
+                                     static_cast<int>(dims.size()), bytes,
+                                     status_);
+    if (!t) return nullptr;
+    tensors_.push_back(t);
+    return TF_TensorData(t);
+  }
+
+  void* output_like(int i, TF_Tensor* like) {
+    std::vector<int64_t> dims(TF_NumDims(like));
+    for (size_t k = 0; k < dims.size(); ++k) dims[k] = TF_Dim(like, k);
+    return output(i, TF_FLOAT, dims);
+  }
+
+  // Reports `error` (or a failed allocation) to TensorFlow.
+  void finish(const std::string& error) {
+    if (!error.empty()) {
+      TF_SetStatus(status_, TF_INTERNAL, ("fastlstm oneDNN LSTM: " + error).c_str());
+    }
+    if (!ok()) TF_OpKernelContext_Failure(ctx_, status_);
+  }
+
+ private:
+  TF_OpKernelContext* ctx_;
+  TF_Status* status_;
+  std::vector<TF_Tensor*> tensors_;
+};
+
+const float* data(TF_Tensor* t) { return static_cast<const float*>(TF_TensorData(t)); }
+
+struct Attrs {
+  bool training = false;
+  int threads = 0;
+};
+
+void* create(TF_OpKernelConstruction* ctx) {
+  auto* attrs = new Attrs;
+  TF_Status* status = TF_NewStatus();
+  int64_t threads = 0;
+  TF_OpKernelConstruction_GetAttrInt64(ctx, "threads", &threads, status);
+  attrs->threads = static_cast<int>(threads);
+  if (TF_OpKernelConstruction_HasAttr(ctx, "training", status)) {
+    TF_Bool training = 0;
+    TF_OpKernelConstruction_GetAttrBool(ctx, "training", &training, status);
+    attrs->training = training;
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
+  TF_DeleteStatus(status);
+  return attrs;
+}
+
+void destroy(void* attrs) { delete static_cast<Attrs*>(attrs); }
+
+fastlstm::Dims dims_of(TF_Tensor* x, TF_Tensor* recurrent_kernel) {
+  return {TF_Dim(x, 0), TF_Dim(x, 1), TF_Dim(x, 2), TF_Dim(recurrent_kernel, 0)};
+}
+
+void forward(void* kernel_attrs, TF_OpKernelContext* ctx) {
+  const Attrs& attrs = *static_cast<Attrs*>(kernel_attrs);
+  Call call(ctx);
+  TF_Tensor* in[kForwardInputs];
+  for (int i = 0; i < kForwardInputs; ++i) in[i] = call.input(i);
+  if (!call.ok()) return call.finish("");
+  fastlstm::Dims d = dims_of(in[0], in[4]);
+  size_t ws_bytes = 0;
+  std::string error;
+  if (attrs.training) error = fastlstm::workspace_bytes(d, &ws_bytes);
+  if (!error.empty()) return call.finish(error);
+  auto* y = static_cast<float*>(call.output(0, TF_FLOAT, {d.batch, d.steps, d.units}));
+  auto* h = static_cast<float*>(call.output_like(1, in[1]));
+  auto* c = static_cast<float*>(call.output_like(2, in[2]));
+  void* ws = call.output(3, TF_UINT8, {static_cast<int64_t>(ws_bytes)});
+  if (!call.ok()) return call.finish("");
+  fastlstm::Weights w{data(in[3]), data(in[4]), data(in[5])};
+  call.finish(fastlstm::lstm_forward(d, data(in[0]), data(in[1]), data(in[2]), w,
+                                     y, h, c, attrs.training ? ws : nullptr,
+                                     attrs.threads));
+}
+
+void backward(void* kernel_attrs, TF_OpKernelContext* ctx) {
+  const Attrs& attrs = *static_cast<Attrs*>(kernel_attrs);
+  Call call(ctx);
+  TF_Tensor* in[13];
+  for (int i = 0; i < 13; ++i) in[i] = call.input(i);
+  if (!call.ok()) return call.finish("");
+  float* out[kForwardInputs];
+  for (int i = 0; i < kForwardInputs; ++i) {
+    out[i] = static_cast<float*>(call.output_like(i, in[i]));
+  }
+  if (!call.ok()) return call.finish("");
+  fastlstm::Weights w{data(in[3]), data(in[4]), data(in[5])};
+  call.finish(fastlstm::lstm_backward(
+      dims_of(in[0], in[4]), data(in[0]), data(in[1]), data(in[2]), w,
+      data(in[6]), data(in[7]), data(in[8]), TF_TensorData(in[9]), data(in[10]),
+      data(in[11]), data(in[12]), out[0], out[1], out[2], out[3], out[4], out[5],
+      attrs.threads));
+}
+
+// Shape functions: y is (batch, time, units); every other output has the
+// shape of an input.
+void set_output_to_input(TF_ShapeInferenceContext* ctx, int output, int input,
+                         TF_Status* status) {
+  TF_ShapeHandle* shape = TF_NewShapeHandle();
+  TF_ShapeInferenceContextGetInput(ctx, input, shape, status);
+  if (TF_GetCode(status) == TF_OK) {
+    TF_ShapeInferenceContextSetOutput(ctx, output, shape, status);
+  }
+  TF_DeleteShapeHandle(shape);
+}
+
+void forward_shapes(TF_ShapeInferenceContext* ctx, TF_Status* status) {
+  TF_ShapeHandle* x = TF_NewShapeHandle();
+  TF_ShapeHandle* recurrent = TF_NewShapeHandle();
+  TF_ShapeHandle* batch_time = TF_NewShapeHandle();
+  TF_ShapeHandle* units = TF_NewShapeHandle();
+  TF_ShapeHandle* y = TF_NewShapeHandle();
+  TF_ShapeInferenceContextGetInput(ctx, 0, x, status);
+  if (TF_GetCode(status) == TF_OK) TF_ShapeInferenceContextGetInput(ctx, 4, recurrent, status);
+  if (TF_GetCode(status) == TF_OK) TF_ShapeInferenceContextSubshape(ctx, x, 0, 2, batch_time, status);
+  if (TF_GetCode(status) == TF_OK) TF_ShapeInferenceContextSubshape(ctx, recurrent, 0, 1, units, status);
+  if (TF_GetCode(status) == TF_OK) TF_ShapeInferenceContextConcatenateShapes(ctx, batch_time, units, y, status);
+  if (TF_GetCode(status) == TF_OK) TF_ShapeInferenceContextSetOutput(ctx, 0, y, status);
+  for (TF_ShapeHandle* s : {x, recurrent, batch_time, units, y}) TF_DeleteShapeHandle(s);
+  if (TF_GetCode(status) != TF_OK) return;
+  set_output_to_input(ctx, 1, 1, status);
+  if (TF_GetCode(status) == TF_OK) set_output_to_input(ctx, 2, 2, status);
+  if (TF_GetCode(status) != TF_OK) return;
+  // The workspace size is known to oneDNN at run time only.
+  TF_ShapeHandle* ws = TF_ShapeInferenceContextVectorFromSize(ctx, static_cast<size_t>(-1));
+  TF_ShapeInferenceContextSetOutput(ctx, 3, ws, status);
+  TF_DeleteShapeHandle(ws);
+}
+
+void backward_shapes(TF_ShapeInferenceContext* ctx, TF_Status* status) {
+  for (int i = 0; i < kForwardInputs && TF_GetCode(status) == TF_OK; ++i) {
+    set_output_to_input(ctx, i, i, status);
+  }
+}
+
+const char* const kForwardArgs[] = {"x: float", "h0: float", "c0: float",
+                                    "kernel: float", "recurrent_kernel: float",
+                                    "bias: float"};
+
+void register_op(const char* name, const std::vector<std::string>& inputs,
+                 const std::vector<std::string>& outputs,
+                 const std::vector<std::string>& attrs,
+                 void (*shapes)(TF_ShapeInferenceContext*, TF_Status*),
+                 void (*compute)(void*, TF_OpKernelContext*)) {
+  TF_Status* status = TF_NewStatus();
+  TF_OpDefinitionBuilder* op = TF_NewOpDefinitionBuilder(name);
+  for (const auto& s : inputs) TF_OpDefinitionBuilderAddInput(op, s.c_str());
+  for (const auto& s : outputs) TF_OpDefinitionBuilderAddOutput(op, s.c_str());
+  for (const auto& s : attrs) TF_OpDefinitionBuilderAddAttr(op, s.c_str());
+  TF_OpDefinitionBuilderSetShapeInferenceFunction(op, shapes);
+  TF_RegisterOpDefinition(op, status);
+  if (TF_GetCode(status) == TF_OK) {
+    TF_KernelBuilder* kernel = TF_NewKernelBuilder(name, "CPU", create, compute, destroy);
+    TF_RegisterKernelBuilder(name, kernel, status);
+  }
+  TF_DeleteStatus(status);
+}
+
+struct Registration {
+  Registration() {
+    std::vector<std::string> forward_inputs(kForwardArgs, kForwardArgs + kForwardInputs);
+    register_op("FastlstmLstm", forward_inputs,
+                {"y: float", "h: float", "c: float", "workspace: uint8"},
+                {"training: bool = false", "threads: int = 0"}, forward_shapes,
+                forward);
+    std::vector<std::string> grad_inputs = forward_inputs;
+    for (const char* s : {"y: float", "h: float", "c: float", "workspace: uint8",
+                          "dy: float", "dh: float", "dc: float"}) {
+      grad_inputs.push_back(s);
+    }
+    register_op("FastlstmLstmGrad", grad_inputs,
+                {"dx: float", "dh0: float", "dc0: float", "dkernel: float",
+                 "drecurrent_kernel: float", "dbias: float"},
+                {"threads: int = 0"}, backward_shapes, backward);
+  }
+};
+
+Registration registration;
+
+}  // namespace

@@ -1,0 +1,36 @@
+"""The compiled native kernel (oneDNN's LSTM) on TensorFlow and JAX: what
+surrounds it. Its numbers and gradients are in test_equivalence.py and
+test_kernels.py, which run it wherever the plan says `native`. PyTorch's
+native kernel is torch's own, so conftest.py collects this module, and the
+backend's own test_native_<backend>.py, on TensorFlow and JAX only."""
+
+import os
+
+import numpy as np
+
+import fastlstm
+from fastlstm import _compiled
+from helpers import BACKEND, pair, to_numpy
+from native_helpers import padded_data
+
+
+def test_disabled_kernel_falls_back_to_the_loop_and_the_plan_says_why(monkeypatch):
+    layer, ref = pair(4, return_sequences=True)
+    x = padded_data()
+    mask = (x != 0).any(-1)
+    assert fastlstm.plan(layer, x, mask=mask).kernel == "native"
+    monkeypatch.setenv(_compiled.DISABLE_ENV, "1")
+    plan = fastlstm.plan(layer, x, mask=mask)
+    assert plan.kernel == "loop"
+    assert f"(not loaded: disabled by {_compiled.DISABLE_ENV}=1)" in str(plan)
+    got = to_numpy(layer(x, mask=mask))
+    ref.build(x.shape)
+    ref.set_weights(layer.get_weights())
+    np.testing.assert_allclose(got, to_numpy(ref(x, mask=mask)), atol=2e-5)
+
+
+def test_kernel_threads_follow_the_settings(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert _compiled.threads(BACKEND) == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _compiled.threads(BACKEND) == 1

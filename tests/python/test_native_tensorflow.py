@@ -1,0 +1,125 @@
+"""The native kernel in TensorFlow: graphs, XLA, SavedModel."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+import fastlstm
+from fastlstm import _compiled, kernels
+from helpers import pair
+from native_helpers import masked_model, padded_data
+
+
+def test_tensorflow_inference_runs_the_kernel_without_a_workspace():
+    """predict() builds the op in inference mode (nothing saved for a
+    gradient); a training step builds it in training mode."""
+    import tensorflow as tf
+
+    layer = fastlstm.LSTM(4)
+    x = tf.constant(padded_data())
+
+    def lstm_ops(fn):
+        graph = tf.function(fn).get_concrete_function(x).graph
+        found = [op for op in graph.get_operations() if op.type == "FastlstmLstm"]
+        found += [
+            op
+            for f in graph._functions.values()
+            for op in f.graph.get_operations()
+            if op.type == "FastlstmLstm"
+        ]
+        return found
+
+    inference = lstm_ops(lambda x: layer(x))
+    assert inference and not any(op.get_attr("training") for op in inference)
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x, training=True))
+        return tape.gradient(loss, layer.trainable_weights)
+
+    training = lstm_ops(step)
+    assert training and all(op.get_attr("training") for op in training)
+
+
+def test_tensorflow_jit_compile_runs_the_loop_and_says_why():
+    import tensorflow as tf
+
+    module = kernels.get()
+    seen = []
+
+    @tf.function(jit_compile=True)
+    def compiled():
+        seen.append(module.native_status())
+        return tf.constant(0)
+
+    compiled()
+    assert seen[0][0] is False and "XLA" in seen[0][1]
+    layer, ref = pair(4)
+    x = padded_data()
+    models = [masked_model(lstm) for lstm in (layer, ref)]
+    models[1].set_weights(models[0].get_weights())
+    y = np.ones((5, 1), "float32")
+    for m in models:
+        m.compile(optimizer="sgd", loss="mse", jit_compile=True)
+        m.fit(x, y, epochs=2, verbose=0)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+SAVED_MODEL_LOADER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    if sys.argv[2] == "import":
+        import fastlstm
+    loaded = tf.saved_model.load(sys.argv[1])
+    print(np.asarray(loaded.serve(np.load(sys.argv[1] + "/x.npy"))).tolist())
+    """
+)
+
+
+def test_exported_saved_model_loads_with_fastlstm_and_fails_clearly_without(tmp_path):
+    model = masked_model(fastlstm.LSTM(4))
+    x = padded_data()
+    expected = np.asarray(model.predict(x, verbose=0))
+    path = str(tmp_path / "exported")
+    model.export(path, verbose=False)
+    np.save(path + "/x.npy", x)
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+
+    def load(how):
+        return subprocess.run(
+            [sys.executable, "-c", SAVED_MODEL_LOADER, path, how],
+            capture_output=True, text=True, env=env, timeout=300,
+        )
+
+    ok = load("import")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    np.testing.assert_allclose(np.array(eval(ok.stdout)), expected, atol=1e-6)
+    missing = load("no-import")
+    assert missing.returncode != 0
+    assert "Op type not registered 'FastlstmLstm'" in missing.stderr
+
+
+def test_saved_model_exported_without_the_kernel_needs_no_fastlstm(tmp_path, monkeypatch):
+    """FASTLSTM_DISABLE_NATIVE=1 during export gives a graph of standard ops,
+    which a TensorFlow without fastlstm serves (e.g. TF Serving)."""
+    monkeypatch.setenv(_compiled.DISABLE_ENV, "1")
+    model = masked_model(fastlstm.LSTM(4))
+    x = padded_data()
+    expected = np.asarray(model.predict(x, verbose=0))
+    path = str(tmp_path / "portable")
+    model.export(path, verbose=False)
+    np.save(path + "/x.npy", x)
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop(_compiled.DISABLE_ENV)
+    done = subprocess.run(
+        [sys.executable, "-c", SAVED_MODEL_LOADER, path, "no-import"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_allclose(np.array(eval(done.stdout)), expected, atol=1e-6)
