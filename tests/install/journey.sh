@@ -5,7 +5,8 @@
 #   -> install_fastlstm() fails cleanly where pip cannot get Keras
 #   -> install_fastlstm(envname = <path>) -> the seed example in a fresh R
 #      process with no RETICULATE_PYTHON, run from an unrelated directory.
-# pip runs with PIP_NO_INDEX=1: the new environment sees the development
+# pip runs with PIP_NO_INDEX=1 (and fastlstm's native kernel must build:
+# FASTLSTM_REQUIRE_NATIVE=1): the new environment sees the development
 # environment's packages through a .pth file, so nothing is downloaded (and
 # anything missing fails loudly instead).
 # Usage: journey.sh <exported R package source> <python of the dev venv>
@@ -20,7 +21,7 @@ trap 'rm -rf "$tmp"' EXIT
 user_env=(env -u RETICULATE_PYTHON -u PYTHONPATH -u VIRTUAL_ENV -u KERAS_BACKEND
   R_LIBS="$tmp/lib" R_USER_CONFIG_DIR="$tmp/config" R_USER_DATA_DIR="$tmp/data"
   WORKON_HOME="$tmp/virtualenvs" RETICULATE_VIRTUALENV_ROOT="$tmp/virtualenvs"
-  PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1)
+  PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 FASTLSTM_REQUIRE_NATIVE=1)
 
 echo "-- R CMD build"
 (cd "$tmp" && R CMD build --no-build-vignettes --no-manual "$export_dir" >build.log 2>&1) ||

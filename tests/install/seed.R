@@ -25,3 +25,10 @@ prefix <- normalizePath(reticulate::import("sys")$prefix)
 module <- normalizePath(reticulate::py_to_r(fastlstm:::fastlstm_py$`__file__`))
 cat("Python environment:", prefix, "\nfastlstm module:", module, "\n")
 stopifnot(identical(prefix, env), startsWith(module, env))
+
+# The carried package's compiled kernel was built in the new environment:
+# TensorFlow on a CPU runs it.
+kernel <- lstm_plan(lstm, input)$kernel
+cat("kernel:", kernel, "\n")
+carried <- system.file("fastlstm-python", package = "fastlstm")
+if (dir.exists(file.path(carried, "csrc"))) stopifnot(identical(kernel, "native"))
