@@ -29,28 +29,28 @@ ffi::Error status(const std::string& error) {
   return error.empty() ? ffi::Error::Success() : ffi::Error::Internal(error);
 }
 
-ffi::Error forward(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
-                   F32 bias, F32Out y, F32Out h, F32Out c, void* workspace,
-                   int64_t threads) {
+// y may have no steps: the caller needs only the states.
+ffi::Error Inference(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
+                     F32 bias, ffi::Buffer<ffi::S32> lengths, F32Out y,
+                     F32Out h, F32Out c, int64_t threads) {
   fastlstm::Weights w{kernel.typed_data(), recurrent_kernel.typed_data(),
                       bias.typed_data()};
-  return status(fastlstm::lstm_forward(
+  float* outputs = y->element_count() ? y->typed_data() : nullptr;
+  return status(fastlstm::lstm_inference(
       dims_of(x, recurrent_kernel), x.typed_data(), h0.typed_data(),
-      c0.typed_data(), w, y->typed_data(), h->typed_data(), c->typed_data(),
-      workspace, static_cast<int>(threads)));
-}
-
-ffi::Error Inference(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
-                     F32 bias, F32Out y, F32Out h, F32Out c, int64_t threads) {
-  return forward(x, h0, c0, kernel, recurrent_kernel, bias, y, h, c, nullptr,
-                 threads);
+      c0.typed_data(), w, lengths.typed_data(), outputs, h->typed_data(),
+      c->typed_data(), static_cast<int>(threads)));
 }
 
 ffi::Error Training(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
                     F32 bias, F32Out y, F32Out h, F32Out c, U8Out workspace,
                     int64_t threads) {
-  return forward(x, h0, c0, kernel, recurrent_kernel, bias, y, h, c,
-                 workspace->untyped_data(), threads);
+  fastlstm::Weights w{kernel.typed_data(), recurrent_kernel.typed_data(),
+                      bias.typed_data()};
+  return status(fastlstm::lstm_training(
+      dims_of(x, recurrent_kernel), x.typed_data(), h0.typed_data(),
+      c0.typed_data(), w, y->typed_data(), h->typed_data(), c->typed_data(),
+      workspace->untyped_data(), static_cast<int>(threads)));
 }
 
 ffi::Error Backward(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
@@ -79,6 +79,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmInference, Inference,
                                   .Arg<F32>()
                                   .Arg<F32>()
                                   .Arg<F32>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // lengths
                                   .Ret<F32>()
                                   .Ret<F32>()
                                   .Ret<F32>()
@@ -134,4 +135,21 @@ extern "C" int64_t fastlstm_workspace_bytes(int64_t batch, int64_t steps,
     return -1;
   }
   return static_cast<int64_t>(bytes);
+}
+
+// For ctypes: the steps per chunk of an inference pass, or -1 with the
+// error copied into `error`.
+extern "C" int64_t fastlstm_inference_chunk_steps(int64_t batch, int64_t steps,
+                                                  int64_t features, int64_t units,
+                                                  int32_t outputs, char* error,
+                                                  size_t error_size) {
+  int64_t chunk = 0;
+  std::string e = fastlstm::inference_chunk_steps(
+      {batch, steps, features, units}, outputs != 0, &chunk);
+  if (!e.empty()) {
+    std::strncpy(error, e.c_str(), error_size - 1);
+    error[error_size - 1] = '\0';
+    return -1;
+  }
+  return chunk;
 }

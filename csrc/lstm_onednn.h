@@ -5,7 +5,8 @@
 // (features, 4 * units), recurrent kernel (units, 4 * units) and bias
 // (4 * units,), gate order i, f, c, o (oneDNN's `ldigo` / `ldgo` with one
 // layer and one direction); states (batch, units). Every row runs all time
-// steps: masks and per-row lengths are handled by the Python side.
+// steps; rows whose valid steps come first (front-aligned) can have their
+// last output read at their own length.
 //
 // The framework bindings (JAX FFI, TensorFlow op) call these functions; the
 // Python side owns shapes, dtypes and error messages. Functions return an
@@ -33,18 +34,34 @@ struct Weights {
   const float* bias;              // (4 * units,)
 };
 
+// Inference, keeping nothing for a gradient. Steps run in chunks, so that
+// oneDNN's scratchpad (which holds each step's input product) stays bounded
+// however long the sequence. `y` (batch, time, units) may be null where the
+// caller needs no outputs. With `lengths` (batch,), `h_last` gets each row's
+// output at step lengths[row] - 1 (zeros for an empty row) and outputs past
+// a row's length are zeros; without, `h_last` is the state after the last
+// step. `c_last` is always the state after the last step.
+std::string lstm_inference(const Dims& dims, const float* x, const float* h0,
+                           const float* c0, const Weights& w,
+                           const int32_t* lengths, float* y, float* h_last,
+                           float* c_last, int threads);
+
+// Steps per chunk of lstm_inference(), with or without outputs written.
+std::string inference_chunk_steps(const Dims& dims, bool outputs,
+                                  int64_t* steps);
+
 // Bytes of the workspace a training forward pass leaves for the backward.
 std::string workspace_bytes(const Dims& dims, size_t* bytes);
 
-// Forward over all steps. `workspace` is null for inference, else a buffer
-// of workspace_bytes() that lstm_backward() reads.
-std::string lstm_forward(const Dims& dims, const float* x, const float* h0,
-                         const float* c0, const Weights& w, float* y,
-                         float* h_last, float* c_last, void* workspace,
-                         int threads);
+// Training forward over all steps: outputs, the states after the last step,
+// and the workspace (workspace_bytes()) that lstm_backward() reads.
+std::string lstm_training(const Dims& dims, const float* x, const float* h0,
+                          const float* c0, const Weights& w, float* y,
+                          float* h_last, float* c_last, void* workspace,
+                          int threads);
 
-// Gradients of one forward pass. `y`, `h_last`, `c_last` and `workspace` are
-// that pass's outputs; `dy`, `dh_last`, `dc_last` the incoming gradients.
+// Gradients of one training pass. `y`, `h_last`, `c_last` and `workspace`
+// are that pass's outputs; `dy`, `dh_last`, `dc_last` the incoming gradients.
 std::string lstm_backward(const Dims& dims, const float* x, const float* h0,
                           const float* c0, const Weights& w, const float* y,
                           const float* h_last, const float* c_last,

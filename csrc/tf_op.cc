@@ -1,15 +1,18 @@
-// TensorFlow binding: two CPU ops around the oneDNN LSTM (lstm_onednn.h),
+// TensorFlow binding: CPU ops around the oneDNN LSTM (lstm_onednn.h),
 // written against TensorFlow's C API for ops and kernels, which does not
 // depend on the C++ ABI TensorFlow was built with.
 //
+//   FastlstmLstmInference(x, h0, c0, kernel, recurrent_kernel, bias, lengths)
+//       -> (y, h, c)              attrs: sequences (bool), threads (int)
 //   FastlstmLstm(x, h0, c0, kernel, recurrent_kernel, bias)
-//       -> (y, h, c, workspace)       attrs: training (bool), threads (int)
+//       -> (y, h, c, workspace)   attr: threads        (training forward)
 //   FastlstmLstmGrad(x, h0, c0, kernel, recurrent_kernel, bias, y, h, c,
 //                    workspace, dy, dh, dc)
 //       -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias)   attr: threads
 //
-// With training=False the workspace is empty. The gradient is registered in
-// Python (fastlstm/kernels/tensorflow.py), which owns shapes and messages.
+// The inference op reads h at each row's length and, with sequences=False,
+// returns y with no steps. The gradients are registered in Python
+// (fastlstm/kernels/tensorflow.py), which owns shapes and messages.
 
 #include <cstring>
 #include <string>
@@ -78,7 +81,7 @@ class Call {
 const float* data(TF_Tensor* t) { return static_cast<const float*>(TF_TensorData(t)); }
 
 struct Attrs {
-  bool training = false;
+  bool sequences = true;
   int threads = 0;
 };
 
@@ -88,10 +91,11 @@ void* create(TF_OpKernelConstruction* ctx) {
   int64_t threads = 0;
   TF_OpKernelConstruction_GetAttrInt64(ctx, "threads", &threads, status);
   attrs->threads = static_cast<int>(threads);
-  if (TF_OpKernelConstruction_HasAttr(ctx, "training", status)) {
-    TF_Bool training = 0;
-    TF_OpKernelConstruction_GetAttrBool(ctx, "training", &training, status);
-    attrs->training = training;
+  if (TF_GetCode(status) == TF_OK &&
+      TF_OpKernelConstruction_HasAttr(ctx, "sequences", status)) {
+    TF_Bool sequences = 1;
+    TF_OpKernelConstruction_GetAttrBool(ctx, "sequences", &sequences, status);
+    attrs->sequences = sequences;
   }
   if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
   TF_DeleteStatus(status);
@@ -104,7 +108,26 @@ fastlstm::Dims dims_of(TF_Tensor* x, TF_Tensor* recurrent_kernel) {
   return {TF_Dim(x, 0), TF_Dim(x, 1), TF_Dim(x, 2), TF_Dim(recurrent_kernel, 0)};
 }
 
-void forward(void* kernel_attrs, TF_OpKernelContext* ctx) {
+void inference(void* kernel_attrs, TF_OpKernelContext* ctx) {
+  const Attrs& attrs = *static_cast<Attrs*>(kernel_attrs);
+  Call call(ctx);
+  TF_Tensor* in[kForwardInputs + 1];
+  for (int i = 0; i <= kForwardInputs; ++i) in[i] = call.input(i);
+  if (!call.ok()) return call.finish("");
+  fastlstm::Dims d = dims_of(in[0], in[4]);
+  auto* y = static_cast<float*>(call.output(
+      0, TF_FLOAT, {d.batch, attrs.sequences ? d.steps : 0, d.units}));
+  auto* h = static_cast<float*>(call.output_like(1, in[1]));
+  auto* c = static_cast<float*>(call.output_like(2, in[2]));
+  if (!call.ok()) return call.finish("");
+  fastlstm::Weights w{data(in[3]), data(in[4]), data(in[5])};
+  call.finish(fastlstm::lstm_inference(
+      d, data(in[0]), data(in[1]), data(in[2]), w,
+      static_cast<const int32_t*>(TF_TensorData(in[kForwardInputs])),
+      attrs.sequences ? y : nullptr, h, c, attrs.threads));
+}
+
+void training(void* kernel_attrs, TF_OpKernelContext* ctx) {
   const Attrs& attrs = *static_cast<Attrs*>(kernel_attrs);
   Call call(ctx);
   TF_Tensor* in[kForwardInputs];
@@ -112,8 +135,7 @@ void forward(void* kernel_attrs, TF_OpKernelContext* ctx) {
   if (!call.ok()) return call.finish("");
   fastlstm::Dims d = dims_of(in[0], in[4]);
   size_t ws_bytes = 0;
-  std::string error;
-  if (attrs.training) error = fastlstm::workspace_bytes(d, &ws_bytes);
+  std::string error = fastlstm::workspace_bytes(d, &ws_bytes);
   if (!error.empty()) return call.finish(error);
   auto* y = static_cast<float*>(call.output(0, TF_FLOAT, {d.batch, d.steps, d.units}));
   auto* h = static_cast<float*>(call.output_like(1, in[1]));
@@ -121,9 +143,8 @@ void forward(void* kernel_attrs, TF_OpKernelContext* ctx) {
   void* ws = call.output(3, TF_UINT8, {static_cast<int64_t>(ws_bytes)});
   if (!call.ok()) return call.finish("");
   fastlstm::Weights w{data(in[3]), data(in[4]), data(in[5])};
-  call.finish(fastlstm::lstm_forward(d, data(in[0]), data(in[1]), data(in[2]), w,
-                                     y, h, c, attrs.training ? ws : nullptr,
-                                     attrs.threads));
+  call.finish(fastlstm::lstm_training(d, data(in[0]), data(in[1]), data(in[2]),
+                                      w, y, h, c, ws, attrs.threads));
 }
 
 void backward(void* kernel_attrs, TF_OpKernelContext* ctx) {
@@ -157,7 +178,9 @@ void set_output_to_input(TF_ShapeInferenceContext* ctx, int output, int input,
   TF_DeleteShapeHandle(shape);
 }
 
-void forward_shapes(TF_ShapeInferenceContext* ctx, TF_Status* status) {
+// y is (batch, time, units); with `unknown_time`, (batch, ?, units).
+void outputs_shape(TF_ShapeInferenceContext* ctx, TF_Status* status,
+                   bool unknown_time) {
   TF_ShapeHandle* x = TF_NewShapeHandle();
   TF_ShapeHandle* recurrent = TF_NewShapeHandle();
   TF_ShapeHandle* batch_time = TF_NewShapeHandle();
@@ -165,7 +188,17 @@ void forward_shapes(TF_ShapeInferenceContext* ctx, TF_Status* status) {
   TF_ShapeHandle* y = TF_NewShapeHandle();
   TF_ShapeInferenceContextGetInput(ctx, 0, x, status);
   if (TF_GetCode(status) == TF_OK) TF_ShapeInferenceContextGetInput(ctx, 4, recurrent, status);
-  if (TF_GetCode(status) == TF_OK) TF_ShapeInferenceContextSubshape(ctx, x, 0, 2, batch_time, status);
+  if (TF_GetCode(status) == TF_OK) {
+    TF_ShapeInferenceContextSubshape(ctx, x, 0, unknown_time ? 1 : 2, batch_time, status);
+  }
+  if (TF_GetCode(status) == TF_OK && unknown_time) {
+    TF_ShapeHandle* time = TF_ShapeInferenceContextVectorFromSize(ctx, static_cast<size_t>(-1));
+    TF_ShapeHandle* batch_only = batch_time;
+    batch_time = TF_NewShapeHandle();
+    TF_ShapeInferenceContextConcatenateShapes(ctx, batch_only, time, batch_time, status);
+    TF_DeleteShapeHandle(time);
+    TF_DeleteShapeHandle(batch_only);
+  }
   if (TF_GetCode(status) == TF_OK) TF_ShapeInferenceContextSubshape(ctx, recurrent, 0, 1, units, status);
   if (TF_GetCode(status) == TF_OK) TF_ShapeInferenceContextConcatenateShapes(ctx, batch_time, units, y, status);
   if (TF_GetCode(status) == TF_OK) TF_ShapeInferenceContextSetOutput(ctx, 0, y, status);
@@ -173,6 +206,16 @@ void forward_shapes(TF_ShapeInferenceContext* ctx, TF_Status* status) {
   if (TF_GetCode(status) != TF_OK) return;
   set_output_to_input(ctx, 1, 1, status);
   if (TF_GetCode(status) == TF_OK) set_output_to_input(ctx, 2, 2, status);
+}
+
+// The time axis of y is empty with sequences=False, an attribute the C API's
+// shape functions cannot read: Python sets the static shape.
+void inference_shapes(TF_ShapeInferenceContext* ctx, TF_Status* status) {
+  outputs_shape(ctx, status, true);
+}
+
+void training_shapes(TF_ShapeInferenceContext* ctx, TF_Status* status) {
+  outputs_shape(ctx, status, false);
   if (TF_GetCode(status) != TF_OK) return;
   // The workspace size is known to oneDNN at run time only.
   TF_ShapeHandle* ws = TF_ShapeInferenceContextVectorFromSize(ctx, static_cast<size_t>(-1));
@@ -212,10 +255,15 @@ void register_op(const char* name, const std::vector<std::string>& inputs,
 struct Registration {
   Registration() {
     std::vector<std::string> forward_inputs(kForwardArgs, kForwardArgs + kForwardInputs);
+    std::vector<std::string> inference_inputs = forward_inputs;
+    inference_inputs.push_back("lengths: int32");
+    register_op("FastlstmLstmInference", inference_inputs,
+                {"y: float", "h: float", "c: float"},
+                {"sequences: bool = true", "threads: int = 0"}, inference_shapes,
+                inference);
     register_op("FastlstmLstm", forward_inputs,
                 {"y: float", "h: float", "c: float", "workspace: uint8"},
-                {"training: bool = false", "threads: int = 0"}, forward_shapes,
-                forward);
+                {"threads: int = 0"}, training_shapes, training);
     std::vector<std::string> grad_inputs = forward_inputs;
     for (const char* s : {"y: float", "h: float", "c: float", "workspace: uint8",
                           "dy: float", "dh: float", "dc: float"}) {

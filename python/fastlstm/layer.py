@@ -317,7 +317,10 @@ class LSTM(keras.layers.LSTM):
 
     def _fused(self, run, x, h0, c0, kernel, recurrent_kernel, bias, mask, layout):
         if layout in (_sequence.NO_MASK, _sequence.ALL_VALID):
-            y, h, c = run(x, h0, c0, kernel, recurrent_kernel, bias, None)
+            y, h, c = run(
+                x, h0, c0, kernel, recurrent_kernel, bias, None,
+                need_outputs=self.return_sequences,
+            )
             return h, (y if self.return_sequences else None), h, c
         starts, lengths = _sequence.valid_span(mask)
         # `layout` describes the mask as given; `mask` is in processing order.
@@ -327,7 +330,8 @@ class LSTM(keras.layers.LSTM):
         # The final c is observable only as a returned or carried state.
         need_c = self.return_state or self.stateful
         y, h, c = run(
-            x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=need_c
+            x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=need_c,
+            need_outputs=self.return_sequences,
         )
         nonempty = ops.expand_dims(lengths > 0, 1)
         h = ops.where(nonempty, h, h0)

@@ -152,7 +152,10 @@ def fused_stand_in(recurrence):
 
     from fastlstm import _sequence
 
-    def fused(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+    def fused(
+        x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True,
+        need_outputs=True,
+    ):
         xp = _sequence.project(x, kernel, bias, None)
         mask = None
         if lengths is not None:

@@ -7,6 +7,7 @@ backend's own test_native_<backend>.py, on TensorFlow and JAX only."""
 import os
 
 import numpy as np
+import pytest
 
 import fastlstm
 from fastlstm import _compiled
@@ -34,3 +35,31 @@ def test_kernel_threads_follow_the_settings(monkeypatch):
     assert _compiled.threads(BACKEND) == len(os.sched_getaffinity(0))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert _compiled.threads(BACKEND) == 1
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_long_sequences_run_in_chunks_with_the_loops_numbers(
+    monkeypatch, return_sequences, masked
+):
+    """Inference over 600 steps at this size needs a scratchpad of about
+    150 MB in one pass: the kernel runs it in chunks of steps, carrying the
+    state across, and reads each row's last output in whichever chunk it
+    falls. Same numbers as the loop."""
+    rng = np.random.default_rng(4)
+    batch, steps = 64, 600
+    x = rng.standard_normal((batch, steps, 4)).astype("float32")
+    mask = None
+    if masked:
+        # Left-padded rows whose last valid steps fall in different chunks.
+        lengths = rng.integers(1, steps + 1, size=batch)
+        mask = np.arange(steps)[None, :] >= (steps - lengths)[:, None]
+    layer = fastlstm.LSTM(256, return_sequences=return_sequences, return_state=True)
+    layer.build(x.shape)
+    assert fastlstm.plan(layer, x, mask=mask).kernel == "native"
+    got = [to_numpy(t) for t in layer(x, mask=mask)]
+    monkeypatch.setenv(_compiled.DISABLE_ENV, "1")
+    assert fastlstm.plan(layer, x, mask=mask).kernel == "loop"
+    want = [to_numpy(t) for t in layer(x, mask=mask)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=5e-5)

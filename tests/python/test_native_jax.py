@@ -120,3 +120,21 @@ def test_training_steps_reuse_the_workspace_memory():
     per_step = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
     workspace_pages = (31 << 20) // 4096
     assert per_step < workspace_pages / 4, per_step
+
+
+def test_long_inference_is_split_into_chunks():
+    """The shape of test_native.py's chunked test does run in chunks."""
+    import ctypes
+
+    from fastlstm.kernels import jax as module
+
+    library = module._register_targets()
+    library.fastlstm_inference_chunk_steps.restype = ctypes.c_int64
+    error = ctypes.create_string_buffer(256)
+    for outputs in (0, 1):
+        steps = library.fastlstm_inference_chunk_steps(
+            ctypes.c_int64(64), ctypes.c_int64(600), ctypes.c_int64(4),
+            ctypes.c_int64(256), ctypes.c_int32(outputs), error,
+            ctypes.c_size_t(len(error)),
+        )
+        assert 1 <= steps < 600, (steps, error.value)

@@ -14,8 +14,9 @@ from native_helpers import masked_model, padded_data
 
 
 def test_tensorflow_inference_runs_the_kernel_without_a_workspace():
-    """predict() builds the op in inference mode (nothing saved for a
-    gradient); a training step builds it in training mode."""
+    """predict() builds oneDNN's inference op (nothing saved for a gradient,
+    no outputs written where only the last is returned); a training step
+    builds the training op."""
     import tensorflow as tf
 
     layer = fastlstm.LSTM(4)
@@ -23,25 +24,50 @@ def test_tensorflow_inference_runs_the_kernel_without_a_workspace():
 
     def lstm_ops(fn):
         graph = tf.function(fn).get_concrete_function(x).graph
-        found = [op for op in graph.get_operations() if op.type == "FastlstmLstm"]
-        found += [
-            op
-            for f in graph._functions.values()
-            for op in f.graph.get_operations()
-            if op.type == "FastlstmLstm"
+        graphs = [graph] + [f.graph for f in graph._functions.values()]
+        return [
+            op for g in graphs for op in g.get_operations()
+            if op.type.startswith("FastlstmLstm")
         ]
-        return found
 
     inference = lstm_ops(lambda x: layer(x))
-    assert inference and not any(op.get_attr("training") for op in inference)
+    assert [op.type for op in inference] == ["FastlstmLstmInference"]
+    assert inference[0].get_attr("sequences") is False
 
     def step(x):
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(layer(x, training=True))
         return tape.gradient(loss, layer.trainable_weights)
 
-    training = lstm_ops(step)
-    assert training and all(op.get_attr("training") for op in training)
+    training = {op.type for op in lstm_ops(step)}
+    assert training == {"FastlstmLstm", "FastlstmLstmGrad"}
+
+
+def test_tensorflow_gradient_of_the_inference_op_matches_keras():
+    """A gradient taken where no tape recorded the call (tf.gradients in a
+    graph) goes through the inference op's registered gradient."""
+    import keras
+    import tensorflow as tf
+
+    x = tf.constant(padded_data())
+    mask = tf.constant((padded_data() != 0).any(-1))
+    layer, ref = pair(4, return_sequences=True, return_state=True)
+    layer.build(x.shape)
+    ref.build(x.shape)
+    ref.set_weights(layer.get_weights())
+
+    def gradients(lstm):
+        @tf.function
+        def run(x, mask):
+            y, h, c = lstm(x, mask=mask)
+            loss = tf.reduce_sum(y * y) + tf.reduce_sum(h) + tf.reduce_sum(c * 0.5)
+            return tf.gradients(loss, [x, lstm.cell.kernel, lstm.cell.recurrent_kernel])
+
+        return run(x, mask)
+
+    for got, want in zip(gradients(layer), gradients(ref)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
+    del keras
 
 
 def test_tensorflow_jit_compile_runs_the_loop_and_says_why():
@@ -102,7 +128,7 @@ def test_exported_saved_model_loads_with_fastlstm_and_fails_clearly_without(tmp_
     np.testing.assert_allclose(np.array(eval(ok.stdout)), expected, atol=1e-6)
     missing = load("no-import")
     assert missing.returncode != 0
-    assert "Op type not registered 'FastlstmLstm'" in missing.stderr
+    assert "Op type not registered 'FastlstmLstm" in missing.stderr
 
 
 def test_saved_model_exported_without_the_kernel_needs_no_fastlstm(tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ import keras
 class FusedKernel(typing.Protocol):
     def __call__(
         self, x, h0, c0, kernel, recurrent_kernel, bias, lengths,
-        need_cell_state=True,
+        need_cell_state=True, need_outputs=True,
     ):
         """One LSTM over rows front-aligned to `lengths`.
 
@@ -25,7 +25,8 @@ class FusedKernel(typing.Protocol):
         outputs `(batch, time, units)`, zeros past a row's length; h and c
         the state after each row's last valid step (any value for an empty
         row: the layer puts the initial state there). With
-        `need_cell_state=False` nobody reads c and it may be None.
+        `need_cell_state=False` nobody reads c, with `need_outputs=False`
+        nobody reads the outputs, and either may be None.
         """
 
 

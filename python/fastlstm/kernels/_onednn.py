@@ -11,6 +11,12 @@ needed, a flag feature marks the junk steps and a kernel row for it drives
 the input gate to exactly 0 and the forget gate to exactly 1 there, so c
 passes through the junk steps unchanged (and so does its gradient). Inputs
 large enough to overcome `_FREEZE` (1e8) would saturate the real gates too.
+
+Each backend provides `lstm(x, h0, c0, kernel, recurrent_kernel, bias,
+lengths, need_outputs) -> (y or None, h, c)` with these semantics: oneDNN's
+inference pass (which reads h at each row's length itself and writes no
+outputs where none are needed), or its training pass followed by
+`outputs_at_lengths`, with gradients mapped back by `cotangents_of_raw`.
 """
 
 import numpy as np
@@ -20,30 +26,57 @@ _FREEZE = 1e8
 
 
 def front_aligned(lstm, x, h0, c0, kernel, recurrent_kernel, bias, lengths,
-                  need_cell_state=True):
-    """Runs `lstm(x, h0, c0, kernel, recurrent_kernel, bias) -> (y, h, c)`,
-    a kernel over all steps, on rows front-aligned to `lengths` (or None).
+                  need_cell_state=True, need_outputs=True):
+    """Runs `lstm` (see above) on rows front-aligned to `lengths` (or None:
+    every step valid).
 
-    Returns `(outputs, h, c)` with outputs past a row's length zero, h read
-    at the row's last valid step, and c None unless `need_cell_state`.
+    Returns `(outputs, h, c)`: outputs past a row's length are zeros (None
+    unless `need_outputs`), h is read at each row's last valid step, and c
+    is None unless `need_cell_state`.
     """
     units = recurrent_kernel.shape[0]
     if bias is None:
         bias = ops.zeros((4 * units,), x.dtype)
     if lengths is None:
-        return lstm(x, h0, c0, kernel, recurrent_kernel, bias)
-    steps = ops.shape(x)[1]
+        return lstm(x, h0, c0, kernel, recurrent_kernel, bias, None, need_outputs)
     lengths = ops.cast(lengths, "int32")
-    valid = ops.arange(steps, dtype="int32")[None, :] < lengths[:, None]
     if need_cell_state:
+        valid = ops.arange(ops.shape(x)[1], dtype="int32")[None, :] < lengths[:, None]
         junk = ops.cast(ops.logical_not(valid), x.dtype)[..., None]
         x = ops.concatenate([x, junk], axis=-1)
         freeze = np.zeros((1, 4 * units), "float32")
         freeze[0, :units] = -_FREEZE  # input gate -> 0
         freeze[0, units : 2 * units] = _FREEZE  # forget gate -> 1
         kernel = ops.concatenate([kernel, ops.cast(freeze, kernel.dtype)], axis=0)
-    y, _, c = lstm(x, h0, c0, kernel, recurrent_kernel, bias)
-    y = ops.where(valid[..., None], y, ops.zeros_like(y))
-    last = ops.maximum(lengths - 1, 0)
-    h = ops.take_along_axis(y, last[:, None, None], axis=1)[:, 0]
+    y, h, c = lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs)
     return y, h, (c if need_cell_state else None)
+
+
+def _valid(steps, lengths):
+    return ops.arange(steps, dtype="int32")[None, :] < lengths[:, None]
+
+
+def outputs_at_lengths(y, h, c, lengths, need_outputs):
+    """A training pass's raw outputs in the semantics above."""
+    if lengths is not None:
+        y = ops.where(_valid(ops.shape(y)[1], lengths)[..., None], y, ops.zeros_like(y))
+        last = ops.maximum(lengths - 1, 0)
+        h = ops.take_along_axis(y, last[:, None, None], axis=1)[:, 0]
+    return (y if need_outputs else None), h, c
+
+
+def cotangents_of_raw(y, dy, dh, dc, lengths, need_outputs):
+    """The gradients with respect to a training pass's raw `(y, h, c)`, from
+    those with respect to `outputs_at_lengths(...)`; None counts as zeros."""
+    dy = ops.zeros_like(y) if dy is None or not need_outputs else dy
+    if lengths is None:
+        return dy, dh, dc
+    steps = ops.shape(y)[1]
+    valid = _valid(steps, lengths)
+    dy = ops.where(valid[..., None], dy, ops.zeros_like(dy))
+    if dh is not None:
+        # h was read at step max(length - 1, 0), then masked for empty rows.
+        at_last = ops.arange(steps, dtype="int32")[None, :] == ops.maximum(lengths - 1, 0)[:, None]
+        at_last = ops.logical_and(at_last, valid)
+        dy = dy + ops.where(at_last[..., None], dh[:, None, :], ops.zeros_like(dy))
+    return dy, None, dc

@@ -267,13 +267,17 @@ def _standard(zero_output_for_mask, return_sequences, masked):
     return run
 
 
-def cudnn(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+def cudnn(
+    x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True,
+    need_outputs=True,
+):
     """cuDNN LSTM (jax.experimental.rnn) over rows right-aligned to `lengths`.
 
     Returns `(outputs, h, c)`; outputs past a row's length are zeros.
-    cuDNN takes lengths at no extra cost, so `need_cell_state` changes nothing.
+    cuDNN takes lengths at no extra cost, so `need_cell_state` changes
+    nothing; nor does `need_outputs` (cuDNN writes them anyway).
     """
-    del need_cell_state
+    del need_cell_state, need_outputs
     from jax.experimental import rnn
 
     batch, steps, input_size = x.shape
@@ -343,64 +347,83 @@ def _call(target, results, *args):
     )
 
 
-def _state_specs(x, h0):
-    batch, steps, _ = x.shape
+def _state_specs(x, h0, steps=None):
+    batch, all_steps, _ = x.shape
     units = h0.shape[-1]
     return (
-        jax.ShapeDtypeStruct((batch, steps, units), x.dtype),
+        jax.ShapeDtypeStruct((batch, all_steps if steps is None else steps, units), x.dtype),
         jax.ShapeDtypeStruct(h0.shape, x.dtype),
         jax.ShapeDtypeStruct(h0.shape, x.dtype),
     )
 
 
-@jax.custom_vjp
-def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias):
-    # Not differentiated: inference, which saves nothing for a gradient.
-    return tuple(
-        _call("fastlstm_onednn_inference", _state_specs(x, h0),
-              x, h0, c0, kernel, recurrent_kernel, bias)
-    )
-
-
-def _onednn_lstm_fwd(x, h0, c0, kernel, recurrent_kernel, bias):
+def _training(x, h0, c0, kernel, recurrent_kernel, bias):
     batch, steps, features = x.shape
     workspace = jax.ShapeDtypeStruct(
         (_workspace_bytes(batch, steps, features, h0.shape[-1]),), jnp.uint8
     )
-    y, h, c, ws = _call(
+    return _call(
         "fastlstm_onednn_training", _state_specs(x, h0) + (workspace,),
         x, h0, c0, kernel, recurrent_kernel, bias,
     )
-    return (y, h, c), (x, h0, c0, kernel, recurrent_kernel, bias, y, h, c, ws)
 
 
-def _onednn_lstm_bwd(residuals, cotangents):
-    specs = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in residuals[:6])
-    return tuple(
-        _call("fastlstm_onednn_backward", specs, *residuals, *cotangents)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
+def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs):
+    # Not differentiated: oneDNN's inference pass, which saves nothing for a
+    # gradient, reads h at each row's length and writes outputs only where
+    # they are needed.
+    steps = x.shape[1]
+    full = jnp.full((x.shape[0],), steps, jnp.int32) if lengths is None else lengths
+    y, h, c = _call(
+        "fastlstm_onednn_inference",
+        _state_specs(x, h0, steps if need_outputs else 0),
+        x, h0, c0, kernel, recurrent_kernel, bias, jnp.asarray(full, jnp.int32),
     )
+    return (y if need_outputs else None), h, c
+
+
+def _onednn_lstm_fwd(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs):
+    y, h, c, ws = _training(x, h0, c0, kernel, recurrent_kernel, bias)
+    outputs = _onednn.outputs_at_lengths(y, h, c, lengths, need_outputs)
+    return outputs, (x, h0, c0, kernel, recurrent_kernel, bias, y, h, c, ws, lengths)
+
+
+def _onednn_lstm_bwd(need_outputs, residuals, cotangents):
+    *forward, lengths = residuals
+    y, h, c = forward[6:9]
+    dy, dh, dc = _onednn.cotangents_of_raw(y, *cotangents, lengths, need_outputs)
+    dh = jnp.zeros_like(h) if dh is None else dh
+    dc = jnp.zeros_like(c) if dc is None else dc
+    specs = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in forward[:6])
+    grads = _call("fastlstm_onednn_backward", specs, *forward, dy, dh, dc)
+    return tuple(grads) + (None,)
 
 
 _onednn_lstm.defvjp(_onednn_lstm_fwd, _onednn_lstm_bwd)
 
 
-def native(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+def native(
+    x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True,
+    need_outputs=True,
+):
     """oneDNN's LSTM over rows front-aligned to `lengths` (or all steps).
 
-    Returns `(outputs, h, c)`; outputs past a row's length are zeros; with
-    `need_cell_state=False`, c is None (see `kernels._onednn`).
+    Returns `(outputs, h, c)`; outputs past a row's length are zeros (None
+    unless `need_outputs`); c is None unless `need_cell_state` (see
+    `kernels._onednn`).
     """
 
     def run(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
         return _onednn.front_aligned(
-            _onednn_lstm, x, h0, c0, kernel, recurrent_kernel, bias, lengths,
-            need_cell_state,
+            _onednn_lstm, x, h0, c0, kernel, recurrent_kernel,
+            bias, lengths, need_cell_state, need_outputs,
         )
 
     no_cell_state = lengths is not None and not need_cell_state
     return _per_device_rows(
         run, (x, h0, c0, kernel, recurrent_kernel, bias, lengths),
-        outputs=(True, True, not no_cell_state),
+        outputs=(need_outputs, True, not no_cell_state),
     )
 
 

@@ -425,13 +425,17 @@ def _with_gradient(zero_output_for_mask, return_sequences, masked):
     return run
 
 
-def cudnn(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+def cudnn(
+    x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True,
+    need_outputs=True,
+):
     """cuDNN LSTM (CudnnRNNV3) over rows right-aligned to `lengths`.
 
     Returns `(outputs, h, c)`; outputs past a row's length are zeros.
-    cuDNN takes lengths at no extra cost, so `need_cell_state` changes nothing.
+    cuDNN takes lengths at no extra cost, so `need_cell_state` changes
+    nothing; nor does `need_outputs` (cuDNN writes them anyway).
     """
-    del need_cell_state
+    del need_cell_state, need_outputs
     batch, steps = tf.shape(x)[0], tf.shape(x)[1]
     if lengths is None:
         lengths = tf.fill([batch], steps)
@@ -460,9 +464,10 @@ def cudnn(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=Tr
     return outputs, tf.squeeze(h, 1), tf.squeeze(c, 1)
 
 
-# The native kernel: oneDNN's LSTM as the FastlstmLstm op (csrc/tf_op.cc).
-# Without a tape recording, the op runs oneDNN's inference pass, which saves
-# nothing; its gradient then reruns the forward pass in training mode.
+# The native kernel: oneDNN's LSTM as custom ops (csrc/tf_op.cc). Where no
+# tape records the call, FastlstmLstmInference runs oneDNN's inference pass,
+# which saves nothing for a gradient; a gradient asked for anyway (e.g.
+# tf.gradients in a graph) reruns the forward pass in training mode.
 
 
 def _ops():
@@ -471,8 +476,8 @@ def _ops():
 
 
 def register_op():
-    """Loads the op and registers its gradient where the kernel is built;
-    a failure is left for `native_status()` to report."""
+    """Loads the ops and registers their gradients where the kernel is
+    built; a failure is left for `native_status()` to report."""
     if _compiled.status("tensorflow")[0]:
         _register_gradient()
 
@@ -481,42 +486,58 @@ def _threads():
     return _compiled.threads("tensorflow")
 
 
+def _backward(inputs, raw, dy, dh, dc):
+    y, h, c, _ = raw
+    dy = tf.zeros_like(y) if dy is None else dy
+    dh = tf.zeros_like(h) if dh is None else dh
+    dc = tf.zeros_like(c) if dc is None else dc
+    return _ops().fastlstm_lstm_grad(*inputs, *raw, dy, dh, dc, threads=_threads())
+
+
 @functools.lru_cache(maxsize=None)
 def _register_gradient():
     # Once per process: TensorFlow refuses a second registration.
     @tf.RegisterGradient("FastlstmLstm")
-    def _lstm_grad(op, dy, dh, dc, _):
-        inputs = list(op.inputs)
-        outputs = list(op.outputs)
-        if not op.get_attr("training"):
-            outputs = list(
-                _ops().fastlstm_lstm(*inputs, training=True, threads=_threads())
-            )
-        cotangents = [
-            tf.zeros_like(o) if d is None else d
-            for d, o in zip((dy, dh, dc), outputs[:3])
-        ]
-        return _ops().fastlstm_lstm_grad(
-            *inputs, *outputs, *cotangents, threads=_threads()
-        )
+    def _training_grad(op, dy, dh, dc, _):
+        return _backward(list(op.inputs), list(op.outputs), dy, dh, dc)
+
+    @tf.RegisterGradient("FastlstmLstmInference")
+    def _inference_grad(op, dy, dh, dc):
+        inputs, lengths = list(op.inputs[:6]), op.inputs[6]
+        sequences = op.get_attr("sequences")
+        raw = list(_ops().fastlstm_lstm(*inputs, threads=_threads()))
+        dy, dh, dc = _onednn.cotangents_of_raw(raw[0], dy, dh, dc, lengths, sequences)
+        return list(_backward(inputs, raw, dy, dh, dc)) + [None]
 
 
-def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias):
-    y, h, c, _ = _ops().fastlstm_lstm(
-        x, h0, c0, kernel, recurrent_kernel, bias,
-        training=_recording([x, h0, c0, kernel, recurrent_kernel, bias]),
+def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs):
+    inputs = [x, h0, c0, kernel, recurrent_kernel, bias]
+    if _recording(inputs):
+        y, h, c, _ = _ops().fastlstm_lstm(*inputs, threads=_threads())
+        return _onednn.outputs_at_lengths(y, h, c, lengths, need_outputs)
+    if lengths is None:
+        lengths = tf.fill(tf.shape(x)[:1], tf.shape(x)[1])
+    y, h, c = _ops().fastlstm_lstm_inference(
+        *inputs, tf.cast(lengths, tf.int32), sequences=need_outputs,
         threads=_threads(),
     )
+    if not need_outputs:
+        return None, h, c
+    y.set_shape(x.shape[:2].concatenate(h0.shape[-1:]))
     return y, h, c
 
 
-def native(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+def native(
+    x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True,
+    need_outputs=True,
+):
     """oneDNN's LSTM over rows front-aligned to `lengths` (or all steps).
 
-    Returns `(outputs, h, c)`; outputs past a row's length are zeros; with
-    `need_cell_state=False`, c is None (see `kernels._onednn`).
+    Returns `(outputs, h, c)`; outputs past a row's length are zeros (None
+    unless `need_outputs`); c is None unless `need_cell_state` (see
+    `kernels._onednn`).
     """
     return _onednn.front_aligned(
         _onednn_lstm, x, h0, c0, kernel, recurrent_kernel, bias, lengths,
-        need_cell_state,
+        need_cell_state, need_outputs,
     )

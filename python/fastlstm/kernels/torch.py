@@ -101,13 +101,18 @@ def recurrence(
     return out, outputs, h, c
 
 
-def _torch_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True):
+def _torch_lstm(
+    x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True,
+    need_outputs=True,
+):
     """torch's fused LSTM over rows front-aligned to `lengths`.
 
     Returns `(outputs, h, c)`; outputs past a row's length are zeros. With
     `need_cell_state=False` the caller never reads `c`, and on a CPU `c` is
-    None: see below.
+    None: see below. torch's op writes the outputs anyway: `need_outputs`
+    changes nothing.
     """
+    del need_outputs
     # Keras's (in, 4 * units) kernels are torch's (4 * units, in) weights
     # transposed; the gate order i, f, c, o is the same. One bias suffices.
     params = [kernel.t(), recurrent_kernel.t()]
