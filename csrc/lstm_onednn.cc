@@ -30,7 +30,7 @@ using tag = memory::format_tag;
 using dt = memory::data_type;
 
 // Inference runs in chunks of steps whose scratchpad fits in this.
-constexpr size_t kChunkScratch = size_t(64) << 20;
+constexpr size_t kChunkScratch = size_t(16) << 20;
 // Buffers up to this size are kept per thread between calls.
 constexpr size_t kKeptBuffer = size_t(128) << 20;
 
