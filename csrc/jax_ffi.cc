@@ -126,9 +126,11 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmBackward, Backward,
 // copied into `error`.
 extern "C" int64_t fastlstm_workspace_bytes(int64_t batch, int64_t steps,
                                             int64_t features, int64_t units,
-                                            char* error, size_t error_size) {
+                                            int32_t threads, char* error,
+                                            size_t error_size) {
   size_t bytes = 0;
-  std::string e = fastlstm::workspace_bytes({batch, steps, features, units}, &bytes);
+  std::string e = fastlstm::workspace_bytes({batch, steps, features, units},
+                                            threads, &bytes);
   if (!e.empty()) {
     std::strncpy(error, e.c_str(), error_size - 1);
     error[error_size - 1] = '\0';

@@ -12,10 +12,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -217,10 +221,11 @@ memory to_primitive_layout(const Reorder& r, const void* data,
   return converted;
 }
 
-struct Threads {
-  explicit Threads(int n) {
-    if (n > 0) omp_set_num_threads(n);
-  }
+// Each part of a call runs oneDNN on one thread: fastlstm parallelises over
+// rows itself (see Workers), never inside oneDNN, whose per-step OpenMP
+// barriers stall whenever the framework's own threads hold a core.
+struct OneThread {
+  OneThread() { omp_set_num_threads(1); }
 };
 
 // Steps per inference chunk: all of them, unless the scratchpad would pass
@@ -232,14 +237,12 @@ int64_t chunk_steps(const Dims& d, bool own_y) {
   return std::max<int64_t>(1, static_cast<int64_t>(kChunkScratch / per_step));
 }
 
-}  // namespace
-
-std::string lstm_inference(const Dims& d, const float* x, const float* h0,
+std::string inference_part(const Dims& d, const float* x, const float* h0,
                            const float* c0, const Weights& w,
                            const int32_t* lengths, float* y, float* h_last,
-                           float* c_last, int threads) {
+                           float* c_last) {
   try {
-    Threads use(threads);
+    OneThread use;
     const bool own_y = (y == nullptr);
     const int64_t chunk = chunk_steps(d, own_y);
     const size_t state_bytes = state_desc(d).get_size();
@@ -321,31 +324,11 @@ std::string lstm_inference(const Dims& d, const float* x, const float* h0,
   }
 }
 
-std::string inference_chunk_steps(const Dims& dims, bool outputs,
-                                  int64_t* steps) {
-  try {
-    *steps = chunk_steps(dims, !outputs);
-    return "";
-  } catch (const dnnl::error& e) {
-    return e.what();
-  }
-}
-
-std::string workspace_bytes(const Dims& dims, size_t* bytes) {
-  try {
-    *bytes = get_training(dims)->pd.workspace_desc().get_size();
-    return "";
-  } catch (const dnnl::error& e) {
-    return e.what();
-  }
-}
-
-std::string lstm_training(const Dims& d, const float* x, const float* h0,
+std::string training_part(const Dims& d, const float* x, const float* h0,
                           const float* c0, const Weights& w, float* y,
-                          float* h_last, float* c_last, void* workspace,
-                          int threads) {
+                          float* h_last, float* c_last, void* workspace) {
   try {
-    Threads use(threads);
+    OneThread use;
     auto fwd = get_training(d);
     dnnl::stream stream(cpu_engine());
     std::vector<memory> keep;
@@ -375,15 +358,15 @@ std::string lstm_training(const Dims& d, const float* x, const float* h0,
   }
 }
 
-std::string lstm_backward(const Dims& d, const float* x, const float* h0,
+std::string backward_part(const Dims& d, const float* x, const float* h0,
                           const float* c0, const Weights& w, const float* y,
                           const float* h_last, const float* c_last,
                           const void* workspace, const float* dy,
                           const float* dh_last, const float* dc_last,
                           float* dx, float* dh0, float* dc0, float* dkernel,
-                          float* drecurrent_kernel, float* dbias, int threads) {
+                          float* drecurrent_kernel, float* dbias) {
   try {
-    Threads use(threads);
+    OneThread use;
     auto fwd = get_training(d);
     auto bwd = get_backward(d);
     dnnl::stream stream(cpu_engine());
@@ -438,6 +421,227 @@ std::string lstm_backward(const Dims& d, const float* x, const float* h0,
   } catch (const dnnl::error& e) {
     return e.what();
   }
+}
+
+// Threads that run parts of a call, each part a block of rows. Rows are
+// independent, so a call splits into blocks that run start to end on their
+// own and meet once at the end, instead of meeting at every step as
+// oneDNN's own threads do. Workers sleep while there is no work.
+class Workers {
+ public:
+  static Workers& get() {
+    static Workers* workers = new Workers;  // never destroyed: no join at exit
+    return *workers;
+  }
+
+  // Runs run(part) for every part: part 0 on this thread, the others on
+  // workers; returns the first error.
+  std::string run(int parts, const std::function<std::string(int)>& run) {
+    if (parts <= 1) return run(0);
+    std::vector<std::string> errors(parts);
+    std::mutex done_mutex;
+    std::condition_variable done;
+    int remaining = parts - 1;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (static_cast<int>(threads_.size()) < parts - 1) {
+        threads_.emplace_back([this] { serve(); });
+      }
+      for (int part = 1; part < parts; ++part) {
+        tasks_.push_back([&, part] {
+          errors[part] = run(part);
+          std::lock_guard<std::mutex> lock(done_mutex);
+          if (--remaining == 0) done.notify_one();
+        });
+      }
+    }
+    wake_.notify_all();
+    errors[0] = run(0);
+    std::unique_lock<std::mutex> lock(done_mutex);
+    done.wait(lock, [&] { return remaining == 0; });
+    for (const auto& e : errors) {
+      if (!e.empty()) return e;
+    }
+    return "";
+  }
+
+ private:
+  void serve() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [this] { return !tasks_.empty(); });
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> tasks_;
+  std::vector<std::thread> threads_;
+};
+
+// Fewer rows than this per part would leave oneDNN's products too thin.
+constexpr int64_t kMinRowsPerPart = 8;
+
+// The rows [first, first + count) of each part.
+struct Part {
+  int64_t first, count;
+};
+
+std::vector<Part> split_rows(int64_t batch, int threads) {
+  int64_t parts = std::min<int64_t>(std::max(threads, 1),
+                                    std::max<int64_t>(1, batch / kMinRowsPerPart));
+  std::vector<Part> result;
+  for (int64_t p = 0, first = 0; p < parts; ++p) {
+    int64_t count = batch / parts + (p < batch % parts ? 1 : 0);
+    result.push_back({first, count});
+    first += count;
+  }
+  return result;
+}
+
+Dims rows_of(const Dims& d, const Part& part) {
+  return {part.count, d.steps, d.features, d.units};
+}
+
+// The training workspace: a header (how the rows were split), then each
+// part's oneDNN workspace. The backward pass reads the split from it.
+constexpr size_t kHeader = 64;
+
+struct Layout {
+  std::vector<Part> parts;
+  std::vector<size_t> offsets;
+  size_t bytes;
+};
+
+Layout workspace_layout(const Dims& d, const std::vector<Part>& parts) {
+  Layout layout{parts, {}, kHeader};
+  for (const Part& part : parts) {
+    layout.offsets.push_back(layout.bytes);
+    size_t bytes = get_training(rows_of(d, part))->pd.workspace_desc().get_size();
+    layout.bytes += (bytes + 63) / 64 * 64;
+  }
+  return layout;
+}
+
+}  // namespace
+
+std::string lstm_inference(const Dims& d, const float* x, const float* h0,
+                           const float* c0, const Weights& w,
+                           const int32_t* lengths, float* y, float* h_last,
+                           float* c_last, int threads) {
+  std::vector<Part> parts = split_rows(d.batch, threads);
+  return Workers::get().run(static_cast<int>(parts.size()), [&](int p) {
+    const Part& part = parts[p];
+    return inference_part(
+        rows_of(d, part), x + part.first * d.steps * d.features,
+        h0 + part.first * d.units, c0 + part.first * d.units, w,
+        lengths ? lengths + part.first : nullptr,
+        y ? y + part.first * d.steps * d.units : nullptr,
+        h_last + part.first * d.units, c_last + part.first * d.units);
+  });
+}
+
+std::string inference_chunk_steps(const Dims& dims, bool outputs,
+                                  int64_t* steps) {
+  try {
+    *steps = chunk_steps(dims, !outputs);
+    return "";
+  } catch (const dnnl::error& e) {
+    return e.what();
+  }
+}
+
+std::string workspace_bytes(const Dims& dims, int threads, size_t* bytes) {
+  try {
+    *bytes = workspace_layout(dims, split_rows(dims.batch, threads)).bytes;
+    return "";
+  } catch (const dnnl::error& e) {
+    return e.what();
+  }
+}
+
+std::string lstm_training(const Dims& d, const float* x, const float* h0,
+                          const float* c0, const Weights& w, float* y,
+                          float* h_last, float* c_last, void* workspace,
+                          int threads) {
+  Layout layout;
+  try {
+    layout = workspace_layout(d, split_rows(d.batch, threads));
+  } catch (const dnnl::error& e) {
+    return e.what();
+  }
+  auto* header = static_cast<int64_t*>(workspace);
+  header[0] = static_cast<int64_t>(layout.parts.size());
+  char* base = static_cast<char*>(workspace);
+  return Workers::get().run(static_cast<int>(layout.parts.size()), [&](int p) {
+    const Part& part = layout.parts[p];
+    return training_part(
+        rows_of(d, part), x + part.first * d.steps * d.features,
+        h0 + part.first * d.units, c0 + part.first * d.units, w,
+        y + part.first * d.steps * d.units, h_last + part.first * d.units,
+        c_last + part.first * d.units, base + layout.offsets[p]);
+  });
+}
+
+std::string lstm_backward(const Dims& d, const float* x, const float* h0,
+                          const float* c0, const Weights& w, const float* y,
+                          const float* h_last, const float* c_last,
+                          const void* workspace, const float* dy,
+                          const float* dh_last, const float* dc_last,
+                          float* dx, float* dh0, float* dc0, float* dkernel,
+                          float* drecurrent_kernel, float* dbias, int threads) {
+  (void)threads;  // the split is the training pass's, read from its workspace
+  const int parts = static_cast<int>(static_cast<const int64_t*>(workspace)[0]);
+  Layout layout;
+  try {
+    layout = workspace_layout(d, split_rows(d.batch, parts));
+  } catch (const dnnl::error& e) {
+    return e.what();
+  }
+  if (static_cast<int>(layout.parts.size()) != parts) {
+    return "the workspace does not come from a training pass of this shape";
+  }
+  // Each part's weight gradients land in a buffer of its own (part 0's in
+  // the outputs) and are summed at the end.
+  const size_t sizes[3] = {static_cast<size_t>(d.features * 4 * d.units),
+                           static_cast<size_t>(d.units * 4 * d.units),
+                           static_cast<size_t>(4 * d.units)};
+  float* outputs[3] = {dkernel, drecurrent_kernel, dbias};
+  std::vector<std::vector<float>> partial(parts > 1 ? 3 * (parts - 1) : 0);
+  for (int p = 1; p < parts; ++p) {
+    for (int k = 0; k < 3; ++k) partial[3 * (p - 1) + k].resize(sizes[k]);
+  }
+  const char* base = static_cast<const char*>(workspace);
+  std::string error = Workers::get().run(parts, [&](int p) {
+    const Part& part = layout.parts[p];
+    float* grads[3];
+    for (int k = 0; k < 3; ++k) {
+      grads[k] = p == 0 ? outputs[k] : partial[3 * (p - 1) + k].data();
+    }
+    const int64_t rows = part.first * d.steps;
+    return backward_part(
+        rows_of(d, part), x + rows * d.features, h0 + part.first * d.units,
+        c0 + part.first * d.units, w, y + rows * d.units,
+        h_last + part.first * d.units, c_last + part.first * d.units,
+        base + layout.offsets[p], dy + rows * d.units,
+        dh_last + part.first * d.units, dc_last + part.first * d.units,
+        dx + rows * d.features, dh0 + part.first * d.units,
+        dc0 + part.first * d.units, grads[0], grads[1], grads[2]);
+  });
+  if (!error.empty()) return error;
+  for (int p = 1; p < parts; ++p) {
+    for (int k = 0; k < 3; ++k) {
+      const float* from = partial[3 * (p - 1) + k].data();
+      for (size_t i = 0; i < sizes[k]; ++i) outputs[k][i] += from[i];
+    }
+  }
+  return "";
 }
 
 }  // namespace fastlstm

@@ -8,7 +8,9 @@
 // steps; rows whose valid steps come first (front-aligned) can have their
 // last output read at their own length.
 //
-// The framework bindings (JAX FFI, TensorFlow op) call these functions; the
+// `threads` is how many threads a call may use: its rows are split into
+// that many blocks (of at least 8 rows), each run on one thread. The
+// framework bindings (JAX FFI, TensorFlow op) call these functions; the
 // Python side owns shapes, dtypes and error messages. Functions return an
 // empty string on success, else oneDNN's error.
 
@@ -50,8 +52,9 @@ std::string lstm_inference(const Dims& dims, const float* x, const float* h0,
 std::string inference_chunk_steps(const Dims& dims, bool outputs,
                                   int64_t* steps);
 
-// Bytes of the workspace a training forward pass leaves for the backward.
-std::string workspace_bytes(const Dims& dims, size_t* bytes);
+// Bytes of the workspace a training forward pass with `threads` leaves for
+// the backward.
+std::string workspace_bytes(const Dims& dims, int threads, size_t* bytes);
 
 // Training forward over all steps: outputs, the states after the last step,
 // and the workspace (workspace_bytes()) that lstm_backward() reads.

@@ -135,7 +135,7 @@ void training(void* kernel_attrs, TF_OpKernelContext* ctx) {
   if (!call.ok()) return call.finish("");
   fastlstm::Dims d = dims_of(in[0], in[4]);
   size_t ws_bytes = 0;
-  std::string error = fastlstm::workspace_bytes(d, &ws_bytes);
+  std::string error = fastlstm::workspace_bytes(d, attrs.threads, &ws_bytes);
   if (!error.empty()) return call.finish(error);
   auto* y = static_cast<float*>(call.output(0, TF_FLOAT, {d.batch, d.steps, d.units}));
   auto* h = static_cast<float*>(call.output_like(1, in[1]));

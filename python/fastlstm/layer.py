@@ -195,9 +195,9 @@ class LSTM(keras.layers.LSTM):
             dtype = self.compute_dtype
         # As the backend holds it: JAX without x64 computes float64 in float32.
         dtype = _validation.dtype_of(ops.zeros((), dtype))
-        return self._decide(dtype, mask, training, device)
+        return self._decide(dtype, mask, training, sequences.shape[0], device)
 
-    def _decide(self, dtype, mask, training, device=None):
+    def _decide(self, dtype, mask, training, batch, device=None):
         """The planner's decision from the facts of one call, each taken as
         the kernels will see it: the one place that gathers them."""
         module = _kernels.get()
@@ -218,13 +218,17 @@ class LSTM(keras.layers.LSTM):
             dtype=dtype,
             native_status=module.native_status(),
             native_dtypes=module.NATIVE_DTYPES,
+            batch=batch,
+            native_min_batch=module.NATIVE_MIN_BATCH,
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if tree.is_nested(mask):
             mask = mask[0]
         module = _kernels.get()
-        plan = self._decide(_validation.dtype_of(sequences), mask, training)
+        plan = self._decide(
+            _validation.dtype_of(sequences), mask, training, sequences.shape[0]
+        )
         cell = self.cell
         dtype = sequences.dtype
         h0, c0 = (ops.cast(s, dtype) for s in initial_state)

@@ -102,6 +102,8 @@ def decide(
     dtype,
     native_status,
     native_dtypes,
+    batch=None,
+    native_min_batch=1,
 ):
     """Chooses the kernel. Pure: the same facts always give the same plan.
 
@@ -124,6 +126,9 @@ def decide(
             LSTM can run in this process, and if not, why (the loader's
             error).
         native_dtypes: the dtypes the backend's fused CPU LSTM computes in.
+        batch: the call's number of rows, or None where unknown.
+        native_min_batch: the fewest rows for which the fused CPU LSTM is
+            faster than the backend's loop (measured; 1 where it always is).
 
     Returns:
         A `Plan`.
@@ -187,6 +192,12 @@ def decide(
             dtype in native_dtypes,
         ),
     ]
+    if native_min_batch > 1:
+        native.append((
+            f"the batch has at least {native_min_batch} rows (found {batch}); "
+            f"with fewer, {backend}'s own loop is faster",
+            batch is None or batch >= native_min_batch,
+        ))
     reasons = tuple(Requirement("cudnn", t, h) for t, h in cudnn) + tuple(
         Requirement("native", t, h) for t, h in native
     )

@@ -12,6 +12,6 @@ def masked_model(lstm):
 
 def padded_data():
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((5, 6, 3)).astype("float32")
-    x[:3, :2] = 0.0  # left-padded rows
+    x = rng.standard_normal((8, 6, 3)).astype("float32")
+    x[:5, :2] = 0.0  # left-padded rows
     return x

@@ -17,7 +17,7 @@ from fastlstm import kernels
 from helpers import instrument_kernels, make_mask, to_numpy
 
 MODULE = kernels.get()
-B, T, F, U = 3, 6, 2, 4
+B, T, F, U = 8, 6, 2, 4
 
 
 @pytest.fixture(params=["here", "gpu"])

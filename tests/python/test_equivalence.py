@@ -21,7 +21,7 @@ from helpers import (
     to_numpy,
 )
 
-B, T, F, U = 4, 7, 3, 5
+B, T, F, U = 8, 7, 3, 5
 MASKS = ["none", "right", "left", "holes", "empty"]
 
 

@@ -63,3 +63,33 @@ def test_long_sequences_run_in_chunks_with_the_loops_numbers(
     want = [to_numpy(t) for t in layer(x, mask=mask)]
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, atol=5e-5)
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "left"])
+def test_rows_split_across_threads_give_the_same_numbers_and_gradients(
+    monkeypatch, mask_kind
+):
+    """With two threads a call splits its rows into two blocks (here 13 and
+    12), each run on its own thread, the weight gradients summed."""
+    from helpers import forward, grads, make_mask
+
+    rng = np.random.default_rng(5)
+    batch, steps = 25, 9
+    x = rng.standard_normal((batch, steps, 3)).astype("float32")
+    states = [rng.standard_normal((batch, 6)).astype("float32") for _ in range(2)]
+    mask = make_mask(mask_kind, batch, steps, seed=6)
+    layer = fastlstm.LSTM(6, return_sequences=True, return_state=True)
+    layer.build(x.shape)
+    results = {}
+    for threads, disabled in (("2", "0"), ("1", "0"), ("1", "1")):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        monkeypatch.setenv(_compiled.DISABLE_ENV, disabled)
+        kernel = fastlstm.plan(layer, x, mask=mask).kernel
+        assert kernel == ("loop" if disabled == "1" else "native")
+        results[threads, kernel] = (
+            forward(layer, x, mask, states) + grads(layer, x, mask, states)
+        )
+    want = results["1", "loop"]
+    for key in (("2", "native"), ("1", "native")):
+        for got, expected in zip(results[key], want):
+            np.testing.assert_allclose(got, expected, atol=5e-5, err_msg=str(key))

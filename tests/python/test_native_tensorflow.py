@@ -87,7 +87,7 @@ def test_tensorflow_jit_compile_runs_the_loop_and_says_why():
     x = padded_data()
     models = [masked_model(lstm) for lstm in (layer, ref)]
     models[1].set_weights(models[0].get_weights())
-    y = np.ones((5, 1), "float32")
+    y = np.ones((len(x), 1), "float32")
     for m in models:
         m.compile(optimizer="sgd", loss="mse", jit_compile=True)
         m.fit(x, y, epochs=2, verbose=0)

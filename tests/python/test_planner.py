@@ -160,8 +160,8 @@ def test_all_true_mask_is_all_valid():
 
 def test_public_plan_for_a_real_layer_on_this_backend():
     layer = fastlstm.LSTM(4)
-    x = np.zeros((2, 5, 3), "float32")
-    mask = make_mask("left", 2, 5)
+    x = np.zeros((8, 5, 3), "float32")
+    mask = make_mask("left", 8, 5)
     here = fastlstm.plan(layer, x, mask=mask)
     assert here.backend == BACKEND and here.device == kernels.get().device()
     assert here.mask == seq.LEFT_PADDED
@@ -216,3 +216,25 @@ def test_use_cudnn_true_on_a_cpu_raises_when_called():
         pytest.skip("needs a machine without a GPU")
     with pytest.raises(ValueError, match=r"use_cudnn=True.*the device is a GPU \(found cpu\)"):
         layer(np.zeros((2, 5, 3), "float32"))
+
+
+def test_native_needs_the_backends_fewest_rows():
+    plan = decide(backend="jax", batch=4, native_min_batch=8)
+    assert plan.kernel == "loop"
+    assert [r.text for r in plan.unmet("native")] == [
+        "the batch has at least 8 rows (found 4); with fewer, jax's own loop is faster"
+    ]
+    assert decide(backend="jax", batch=8, native_min_batch=8).kernel == "native"
+    assert decide(backend="jax", batch=None, native_min_batch=8).kernel == "native"
+    assert not any("rows" in r.text for r in decide(batch=1).reasons)
+
+
+def test_public_plan_follows_this_backends_fewest_rows():
+    layer = fastlstm.LSTM(4)
+    least = kernels.get().NATIVE_MIN_BATCH
+    x = np.zeros((least, 5, 3), "float32")
+    assert fastlstm.plan(layer, x, device="cpu").kernel == "native"
+    if least > 1:  # JAX: XLA's loop is faster on fewer rows
+        plan = fastlstm.plan(layer, x[1:], device="cpu")
+        assert plan.kernel == "loop"
+        assert f"found {least - 1}" in str(plan)

@@ -39,12 +39,15 @@ class KernelModule(typing.Protocol):
             each step's input inside the loop (the layer then passes
             `input_kernel=(kernel, bias)` to `recurrence`).
         NATIVE_DTYPES: the compute dtypes `native` runs in.
+        NATIVE_MIN_BATCH: the fewest rows for which `native` is faster than
+            `recurrence` (1 where it always is); the planner's to apply.
         cudnn: cuDNN's fused LSTM (a `FusedKernel`), for GPU tensors.
         native: the fused CPU LSTM (a `FusedKernel`), for CPU tensors.
     """
 
     PROJECT_IN_LOOP: bool
     NATIVE_DTYPES: tuple
+    NATIVE_MIN_BATCH: int
     cudnn: FusedKernel
     native: FusedKernel
 

@@ -25,6 +25,9 @@ def device():
 
 # oneDNN's LSTM computes in float32 only.
 NATIVE_DTYPES = ("float32",)
+# XLA's scan runs batches of fewer than 8 rows faster than oneDNN on a CPU
+# (measured: batch 1, 100 steps, 128 units: 1.1 against 1.6 ms per call).
+NATIVE_MIN_BATCH = 8
 
 
 def native_status():
@@ -333,7 +336,8 @@ def _workspace_bytes(batch, steps, features, units):
     error = ctypes.create_string_buffer(1024)
     size = _register_targets().fastlstm_workspace_bytes(
         ctypes.c_int64(batch), ctypes.c_int64(steps), ctypes.c_int64(features),
-        ctypes.c_int64(units), error, ctypes.c_size_t(len(error)),
+        ctypes.c_int64(units), ctypes.c_int32(_compiled.threads("jax")), error,
+        ctypes.c_size_t(len(error)),
     )
     if size < 0:
         raise RuntimeError(f"oneDNN LSTM: {error.value.decode()}")
