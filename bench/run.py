@@ -14,8 +14,12 @@ Cases:  forward (model.predict_on_batch) and a training step
         left-padded (zeros before the data, ~30% of a row on average, varying
         per row, as keras.utils.pad_sequences makes it; the mask comes from a
         Masking layer).
-The torch.nn.LSTM anchor (oneDNN underneath on a CPU, cuDNN on a GPU; timed
-in every backend's process, so every row has it) uses the same weights
+The torch.nn.LSTM anchor (oneDNN underneath on a CPU, cuDNN on a GPU) is
+timed in the PyTorch backend's process, interleaved with that backend's
+cases, and shown in every backend's row for the same shape and case: timed
+inside the TensorFlow and JAX processes, torch's OpenMP threads and the
+other framework's threads competed for the two cores and each slowed the
+other by up to 3x. It uses the same weights
 (weight_ih = kernel.T, weight_hh = recurrent_kernel.T, bias_ih = bias,
 bias_hh = 0) and a torch.nn.Linear head; for left-padded input it rotates
 rows to the front and packs them (pack_padded_sequence), inside the timing.
@@ -320,7 +324,7 @@ def worker(backend, quick, out_path, only=None):
                 ).max()
             )
             ref = None
-            if importlib.util.find_spec("torch") is not None:
+            if backend == "torch":
                 ref = TorchReference(
                     km, shape, masked, x, y, pads, torch_device(device)
                 )
@@ -426,6 +430,23 @@ def available_backends():
         else:
             found.append(backend)
     return found
+
+
+def add_torch_anchor(records):
+    """Every backend's rows get the torch.nn.LSTM time of the same case,
+    timed in the PyTorch backend's process."""
+    anchor = {
+        (r["shape"], r["mode"], r["masked"]): r["ms"]["torch.nn"]
+        for r in records
+        if r["backend"] == "torch" and "torch.nn" in r.get("ms", {})
+    }
+    for r in records:
+        key = (r["shape"], r["mode"], r["masked"])
+        if r["backend"] == "torch" or "error" in r or key not in anchor:
+            continue
+        r["ms"]["torch.nn"] = anchor[key]
+        r["ratio_torch"] = r["ms"]["fastlstm"] / anchor[key]
+        r["torch_timed_in"] = "torch process"
 
 
 def fmt_table(records, peak_cpu):
@@ -543,6 +564,7 @@ def main():
         }
     if not records:
         sys.exit("no backend produced results")
+    add_torch_anchor(records)
 
     device = "gpu" if any(r["device"] == "gpu" for r in records) else "cpu"
     suffix = ".tmp" if args.quick or only else ""
@@ -561,6 +583,8 @@ def main():
             for b, m in meta.items() if m["peak_gflops"]
         )
         + f" Median of interleaved repeats{' (--quick)' if args.quick else ''}."
+        + " torch.nn.LSTM is timed in the PyTorch backend's process and shown"
+        + " in every backend's row of the same case."
     )
     print()
     print(header)
