@@ -305,7 +305,7 @@ class LSTM(keras.layers.LSTM):
             last, outputs, h, c = ops.cond(
                 _sequence.is_contiguous(mask),
                 lambda: tensors(fused),
-                lambda: tensors(loop),
+                module.untaken_branch(lambda: tensors(loop)),
             )
         else:
             last, outputs, h, c = tensors(fused)

@@ -197,10 +197,14 @@ def test_mixed_precision_matches_keras(policy, mask_kind):
     )
 
 
-def test_inside_a_compiled_model_matches_keras():
-    """fit/predict trace the call (tf.function, jax.jit): masks are symbolic."""
+@pytest.mark.parametrize("padding", ["left", "holes"])
+def test_inside_a_compiled_model_matches_keras(padding):
+    """fit/predict trace the call (tf.function, jax.jit): masks are symbolic,
+    and a cond in the graph runs the fused kernel or, for holes, the loop."""
     x, _ = inputs(14)
     x[:, :2] = 0.0  # left padding, seen through a Masking layer
+    if padding == "holes":
+        x[::2, 4] = 0.0  # a masked step inside half the rows
     layer, ref = pair(U)
     models = []
     for lstm in (layer, ref):
@@ -211,7 +215,8 @@ def test_inside_a_compiled_model_matches_keras():
     if kernels.get().device() == "cpu":
         # Inside the compiled graph the mask is traced: a cond on its layout
         # picks this kernel for rows without holes.
-        assert fastlstm.plan(layer, x, mask=(x != 0).any(-1)).kernel == "native"
+        expected = "loop" if padding == "holes" else "native"
+        assert fastlstm.plan(layer, x, mask=(x != 0).any(-1)).kernel == expected
     np.testing.assert_allclose(
         models[0].predict(x, verbose=0), models[1].predict(x, verbose=0), atol=ATOL
     )

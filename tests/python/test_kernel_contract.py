@@ -28,6 +28,7 @@ def test_module_provides_every_member():
     [
         ("device", kernels.KernelModule.device),
         ("native_status", kernels.KernelModule.native_status),
+        ("untaken_branch", kernels.KernelModule.untaken_branch),
         ("recurrence", kernels.KernelModule.recurrence),
         ("cudnn", kernels.FusedKernel.__call__),
         ("native", kernels.FusedKernel.__call__),

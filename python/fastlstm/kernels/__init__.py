@@ -58,6 +58,13 @@ class KernelModule(typing.Protocol):
         """`(True, "")` where `native` can run in this process and context,
         else `(False, why)`, the reason the plan shows."""
 
+    def untaken_branch(self, branch):
+        """`branch` (a function of no arguments), prepared to be the branch
+        of a runtime cond that rarely runs (the loop, beside a fused
+        kernel): where differentiating a cond materializes both branches'
+        saved tensors, this keeps the rare branch's out of the common path
+        (it then recomputes them); elsewhere `branch` itself."""
+
     def recurrence(
         self, xp, h0, c0, recurrent_kernel, mask, *, activation,
         recurrent_activation, zero_output_for_mask, return_sequences, unroll,

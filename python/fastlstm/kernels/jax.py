@@ -30,6 +30,14 @@ NATIVE_DTYPES = ("float32",)
 NATIVE_MIN_BATCH = 8
 
 
+def untaken_branch(branch):
+    # lax.cond's gradient saves the residuals of both branches, the untaken
+    # one's as zeros: the loop's per-step activations, written as zeros on
+    # every training step of the fused branch (measured: +24% at M). Under
+    # remat the loop branch saves only its inputs.
+    return jax.checkpoint(branch)
+
+
 def native_status():
     """`(True, "")` where the native kernel can run, else `(False, why)`."""
     return _compiled.status("jax")

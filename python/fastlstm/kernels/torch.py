@@ -23,6 +23,11 @@ NATIVE_DTYPES = ("float32", "float64")
 NATIVE_MIN_BATCH = 1
 
 
+def untaken_branch(branch):
+    """The branch as it is: torch runs a cond eagerly, one branch only."""
+    return branch
+
+
 def native_status():
     """torch's fused LSTM op is part of torch: always there."""
     return True, ""
