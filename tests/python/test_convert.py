@@ -70,7 +70,7 @@ def test_sequential_with_a_mask(capsys):
     for e in report.swapped:
         layer = converted.get_layer(e.name)
         # Each layer's own input: "second" takes the 5 features "first" gives.
-        x = np.zeros((2, 7, layer.cell.kernel.shape[0]), "float32")
+        x = np.zeros((8, 7, layer.cell.kernel.shape[0]), "float32")
         assert e.kernel == fastlstm.plan(layer, x).kernel
         assert e.plan.kernel == e.kernel
     assert str(report) in capsys.readouterr().out
