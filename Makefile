@@ -79,9 +79,11 @@ install-reticulate: $(STAMPS)/r-debs
 # FASTLSTM_REQUIRE_NATIVE makes a binding that fails to build an error here.
 ONEDNN := onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0
 NATIVE_SOURCES := setup.py $(wildcard csrc/*)
+# Versions of build tools for packages built from source (rpy2).
+BUILD_CONSTRAINTS := $(ROOT)/build-constraints.txt
 
 install-python: $(STAMPS)/venv
-$(STAMPS)/venv: pyproject.toml $(NATIVE_SOURCES) $(STAMPS)/r-debs
+$(STAMPS)/venv: pyproject.toml $(NATIVE_SOURCES) $(BUILD_CONSTRAINTS) $(STAMPS)/r-debs
 	@mkdir -p $(STAMPS)
 	@echo "== preparing the Python environment in .venv"
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -90,6 +92,13 @@ $(STAMPS)/venv: pyproject.toml $(NATIVE_SOURCES) $(STAMPS)/r-debs
 	@$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q $(FIND_LINKS) torch==2.13.0
 	@$(PIP) install -q $(FIND_LINKS) 'setuptools>=77' $(ONEDNN) \
 	  'tensorflow-cpu>=2.18' 'jax>=0.4.30' 'keras>=3.15'
+	@# rpy2 (the test extra's) builds from source against R. A wheel of it
+	@# built without its R interface (setuptools 84 does that, and pip's
+	@# cache may hold one) installs but cannot load R: build it afresh.
+	@$(PY) -c 'import _rinterface_cffi_abi' 2>/dev/null || { \
+	  $(PIP) uninstall -q -y rpy2 2>/dev/null || true; \
+	  $(PIP) install -q --no-cache-dir --build-constraint $(BUILD_CONSTRAINTS) 'rpy2>=3.5,<3.6'; \
+	  $(PY) -c 'import _rinterface_cffi_abi'; }
 	@echo "== building fastlstm and its native kernel"
 	@FASTLSTM_REQUIRE_NATIVE=1 $(PIP) install -q $(FIND_LINKS) --no-build-isolation \
 	  -e '.[tensorflow,jax,torch,test,bench]'
