@@ -150,17 +150,23 @@ def recurrence(
 
 # The standard LSTM (tanh/sigmoid), with its gradient written out.
 #
-# Gate columns are reordered i, f, c, o -> i, f, o, c so that one sigmoid and
-# one tanh cover a step. The forward scan keeps each step's activated gates
-# and carried state; the backward scan computes only the gate gradients dZ
-# (one product with the recurrent kernel per step) where autodiff of the scan
-# would also accumulate both weight gradients step by step; the weight
-# gradients are then one large product each over all steps.
+# Gates stay in Keras's column order i, f, c, o: reordering the weights for
+# contiguous sigmoid columns cost more than it saved (three concatenations a
+# call: 0.63 against 0.52 ms for a batch-1 scan of 100 steps; XLA fuses the
+# activations of the slices either way). The forward scan keeps each step's
+# activated gates and carried state; the backward scan computes only the
+# gate gradients dZ (one product with the recurrent kernel per step) where
+# autodiff of the scan would also accumulate both weight gradients step by
+# step; the weight gradients are then one large product each over all steps.
 
 
-def _to_ifoc(w):
-    i, f, c, o = jnp.split(w, 4, axis=-1)
-    return jnp.concatenate([i, f, o, c], axis=-1)
+def _gates(z, units):
+    """Activated gates i, f, g (the cell candidate), o of a step."""
+    i = jax.nn.sigmoid(z[:, :units])
+    f = jax.nn.sigmoid(z[:, units : 2 * units])
+    g = jnp.tanh(z[:, 2 * units : 3 * units])
+    o = jax.nn.sigmoid(z[:, 3 * units :])
+    return i, f, g, o
 
 
 def _standard_recurrence(
@@ -168,8 +174,7 @@ def _standard_recurrence(
     return_sequences,
 ):
     xs = jnp.swapaxes(x, 0, 1)
-    w, r = _to_ifoc(kernel), _to_ifoc(recurrent_kernel)
-    b = jnp.zeros(w.shape[-1], w.dtype) if bias is None else _to_ifoc(bias)
+    b = jnp.zeros(kernel.shape[-1], kernel.dtype) if bias is None else bias
     masked = mask is not None
     masks = (
         jnp.swapaxes(jnp.asarray(mask, xs.dtype), 0, 1)[..., None]
@@ -177,7 +182,7 @@ def _standard_recurrence(
         else jnp.zeros((0,), xs.dtype)
     )
     run = _standard(bool(zero_output_for_mask), bool(return_sequences), masked)
-    last, outs, h, c = run(xs, h0, c0, w, r, b, masks)
+    last, outs, h, c = run(xs, h0, c0, kernel, recurrent_kernel, b, masks)
     return last, (jnp.swapaxes(outs, 0, 1) if return_sequences else None), h, c
 
 
@@ -190,10 +195,7 @@ def _standard(zero_output_for_mask, return_sequences, masked):
         def step(carry, inputs):
             h, c, prev = carry
             x_t, m_t = inputs
-            z = x_t @ w + h @ r + b
-            s = jax.nn.sigmoid(z[:, : 3 * units])
-            g = jnp.tanh(z[:, 3 * units :])
-            i, f, o = jnp.split(s, 3, axis=1)
+            i, f, g, o = _gates(x_t @ w + h @ r + b, units)
             c_new = f * c + i * g
             h_new = o * jnp.tanh(c_new)
             if masked:
@@ -203,7 +205,7 @@ def _standard(zero_output_for_mask, return_sequences, masked):
                 c_new = jnp.where(m, c_new, c)
             else:
                 out = h_new
-            saved = (jnp.concatenate([s, g], axis=1), h_new, c_new) if save else ()
+            saved = (jnp.concatenate([i, f, g, o], axis=1), h_new, c_new) if save else ()
             return (h_new, c_new, out), (out if return_sequences else None, saved)
 
         (h, c, last), (outs, saved) = jax.lax.scan(
@@ -231,8 +233,7 @@ def _standard(zero_output_for_mask, return_sequences, masked):
             dh, dc, dprev = carry
             a, c_prev, m, d_out_t = inputs
             d_out = dprev + d_out_t if return_sequences else dprev
-            s, g = a[:, : 3 * units], a[:, 3 * units :]
-            i, f, o = jnp.split(s, 3, axis=1)
+            i, f, g, o = jnp.split(a, 4, axis=1)
             tc = jnp.tanh(f * c_prev + i * g)
             if masked:
                 dhn = m * (dh + d_out)
@@ -241,8 +242,15 @@ def _standard(zero_output_for_mask, return_sequences, masked):
                 dhn = dh + d_out
                 dcn = dc
             dcn = dcn + dhn * o * (1.0 - tc * tc)
-            ds = jnp.concatenate([dcn * g, dcn * c_prev, dhn * tc], axis=1) * (s * (1.0 - s))
-            dz = jnp.concatenate([ds, dcn * i * (1.0 - g * g)], axis=1)
+            dz = jnp.concatenate(
+                [
+                    dcn * g * i * (1.0 - i),
+                    dcn * c_prev * f * (1.0 - f),
+                    dcn * i * (1.0 - g * g),
+                    dhn * tc * o * (1.0 - o),
+                ],
+                axis=1,
+            )
             dh_prev = dz @ r.T
             dc_prev = dcn * f
             if masked:
