@@ -85,16 +85,27 @@ def _inside(steps, starts, lengths):
     return ops.logical_and(rel >= 0, rel < lengths[:, None])
 
 
-def _gather_steps(x, index):
-    index = ops.broadcast_to(ops.expand_dims(index, -1), ops.shape(x))
-    return ops.take_along_axis(x, index, axis=1)
+def gather_steps(x, index):
+    """`x[row, index[row, j]]` for `x (batch, time, width)` and an int32
+    `index (batch, k)`: a `(batch, k, width)` tensor.
+
+    A gather of whole rows of `x` flattened to `(batch * time, width)`.
+    take_along_axis with an index broadcast to every element ran an
+    element-wise gather, and on TensorFlow transposed `x` first (measured:
+    8.8 ms for a (64, 100, 128) batch, against 1 to 1.8 ms for the rows).
+    """
+    shape = ops.shape(x)
+    rows = ops.arange(shape[0], dtype="int32")[:, None] * shape[1] + index
+    flat = ops.reshape(x, (-1, shape[2]))
+    taken = ops.take(flat, ops.reshape(rows, (-1,)), axis=0)
+    return ops.reshape(taken, (shape[0], ops.shape(index)[1], shape[2]))
 
 
 def rotate_to_front(x, starts):
     """Rotates each row of `x (batch, time, features)` left by `starts`."""
     steps = ops.shape(x)[1]
     index = (ops.arange(steps, dtype="int32")[None, :] + starts[:, None]) % steps
-    return _gather_steps(x, index)
+    return gather_steps(x, index)
 
 
 def restore_outputs(y, starts, lengths, zero_output_for_mask):
@@ -111,7 +122,7 @@ def restore_outputs(y, starts, lengths, zero_output_for_mask):
     else:
         keep = ops.logical_and(rel >= 0, lengths[:, None] > 0)
     source = ops.clip(ops.minimum(rel, lengths[:, None] - 1), 0, steps - 1)
-    out = _gather_steps(y, source)
+    out = gather_steps(y, source)
     return ops.where(ops.expand_dims(keep, -1), out, ops.zeros_like(out))
 
 

@@ -22,6 +22,8 @@ outputs where none are needed), or its training pass followed by
 import numpy as np
 from keras import ops
 
+from fastlstm import _sequence
+
 _FREEZE = 1e8
 
 
@@ -61,7 +63,7 @@ def outputs_at_lengths(y, h, c, lengths, need_outputs):
     if lengths is not None:
         y = ops.where(_valid(ops.shape(y)[1], lengths)[..., None], y, ops.zeros_like(y))
         last = ops.maximum(lengths - 1, 0)
-        h = ops.take_along_axis(y, last[:, None, None], axis=1)[:, 0]
+        h = _sequence.gather_steps(y, last[:, None])[:, 0]
     return (y if need_outputs else None), h, c
 
 
