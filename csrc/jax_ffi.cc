@@ -53,20 +53,23 @@ ffi::Error Training(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
       workspace->untyped_data(), static_cast<int>(threads)));
 }
 
+// `scratch` is the workspace itself (Python aliases the two), which the
+// backward pass overwrites.
 ffi::Error Backward(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
-                    F32 bias, F32 y, F32 h, F32 c, U8 workspace, F32 dy,
-                    F32 dh, F32 dc, F32Out dx, F32Out dh0, F32Out dc0,
-                    F32Out dkernel, F32Out drecurrent_kernel, F32Out dbias,
+                    F32 bias, F32 y, U8 workspace, F32 dy, F32 dh, F32 dc,
+                    F32Out dx, F32Out dh0, F32Out dc0, F32Out dkernel,
+                    F32Out drecurrent_kernel, F32Out dbias, U8Out scratch,
                     int64_t threads) {
+  (void)threads;  // the rows are split as in the training pass
   fastlstm::Weights w{kernel.typed_data(), recurrent_kernel.typed_data(),
                       bias.typed_data()};
   return status(fastlstm::lstm_backward(
       dims_of(x, recurrent_kernel), x.typed_data(), h0.typed_data(),
-      c0.typed_data(), w, y.typed_data(), h.typed_data(), c.typed_data(),
-      workspace.untyped_data(), dy.typed_data(), dh.typed_data(),
-      dc.typed_data(), dx->typed_data(), dh0->typed_data(), dc0->typed_data(),
-      dkernel->typed_data(), drecurrent_kernel->typed_data(),
-      dbias->typed_data(), static_cast<int>(threads)));
+      c0.typed_data(), w, y.typed_data(), workspace.untyped_data(),
+      dy.typed_data(), dh.typed_data(), dc.typed_data(), dx->typed_data(),
+      dh0->typed_data(), dc0->typed_data(), dkernel->typed_data(),
+      drecurrent_kernel->typed_data(), dbias->typed_data(),
+      scratch->untyped_data()));
 }
 
 }  // namespace
@@ -108,8 +111,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmBackward, Backward,
                                   .Arg<F32>()  // recurrent_kernel
                                   .Arg<F32>()  // bias
                                   .Arg<F32>()  // y
-                                  .Arg<F32>()  // h
-                                  .Arg<F32>()  // c
                                   .Arg<ffi::Buffer<ffi::U8>>()  // workspace
                                   .Arg<F32>()  // dy
                                   .Arg<F32>()  // dh
@@ -120,6 +121,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmBackward, Backward,
                                   .Ret<F32>()
                                   .Ret<F32>()
                                   .Ret<F32>()
+                                  .Ret<ffi::Buffer<ffi::U8>>()  // scratch
                                   .Attr<int64_t>("threads"));
 
 // For ctypes: the workspace size of a training pass, or -1 with the error

@@ -1,5 +1,6 @@
 // fastlstm's native CPU kernel: one LSTM layer over whole sequences, forward
-// and backward, on oneDNN's LSTM primitives.
+// and backward, on oneDNN: its LSTM inference primitive, and for training a
+// recurrence of fastlstm's own on its GEMM.
 //
 // Layouts are Keras's: inputs (batch, time, features) batch-major; kernel
 // (features, 4 * units), recurrent kernel (units, 4 * units) and bias
@@ -53,25 +54,27 @@ std::string inference_chunk_steps(const Dims& dims, bool outputs,
                                   int64_t* steps);
 
 // Bytes of the workspace a training forward pass with `threads` leaves for
-// the backward.
+// the backward: each step's activated gates and cell state.
 std::string workspace_bytes(const Dims& dims, int threads, size_t* bytes);
 
 // Training forward over all steps: outputs, the states after the last step,
 // and the workspace (workspace_bytes()) that lstm_backward() reads.
-std::string lstm_training(const Dims& dims, const float* x, const float* h0,
+std::string lstm_training(const Dims& d, const float* x, const float* h0,
                           const float* c0, const Weights& w, float* y,
                           float* h_last, float* c_last, void* workspace,
                           int threads);
 
-// Gradients of one training pass. `y`, `h_last`, `c_last` and `workspace`
-// are that pass's outputs; `dy`, `dh_last`, `dc_last` the incoming gradients.
+// Gradients of one training pass. `y` and `workspace` are that pass's
+// outputs; `dy`, `dh_last`, `dc_last` the gradients reaching its outputs
+// and final states. `scratch` (workspace_bytes() large) receives
+// intermediate gradients; it may be the workspace itself, which is then
+// overwritten. The rows are split as in the training pass.
 std::string lstm_backward(const Dims& dims, const float* x, const float* h0,
                           const float* c0, const Weights& w, const float* y,
-                          const float* h_last, const float* c_last,
                           const void* workspace, const float* dy,
                           const float* dh_last, const float* dc_last,
                           float* dx, float* dh0, float* dc0, float* dkernel,
-                          float* drecurrent_kernel, float* dbias, int threads);
+                          float* drecurrent_kernel, float* dbias, void* scratch);
 
 }  // namespace fastlstm
 

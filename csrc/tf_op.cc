@@ -6,7 +6,7 @@
 //       -> (y, h, c)              attrs: sequences (bool), threads (int)
 //   FastlstmLstm(x, h0, c0, kernel, recurrent_kernel, bias)
 //       -> (y, h, c, workspace)   attr: threads        (training forward)
-//   FastlstmLstmGrad(x, h0, c0, kernel, recurrent_kernel, bias, y, h, c,
+//   FastlstmLstmGrad(x, h0, c0, kernel, recurrent_kernel, bias, y,
 //                    workspace, dy, dh, dc)
 //       -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias)   attr: threads
 //
@@ -53,6 +53,20 @@ class Call {
     TF_Tensor* t = TF_AllocateOutput(ctx_, i, dtype, dims.data(),
                                      static_cast<int>(dims.size()), bytes,
                                      status_);
+    if (!t) return nullptr;
+    tensors_.push_back(t);
+    return TF_TensorData(t);
+  }
+
+  // A buffer of `bytes` for this call only, from TensorFlow's allocator
+  // (which reuses its memory: no fresh pages each call).
+  void* temp(size_t bytes) {
+    if (!ok()) return nullptr;
+    int64_t dims[1] = {static_cast<int64_t>(bytes)};
+    TF_AllocatorAttributes attrs;
+    attrs.struct_size = TF_ALLOCATOR_ATTRIBUTES_STRUCT_SIZE;
+    attrs.on_host = 1;
+    TF_Tensor* t = TF_AllocateTemp(ctx_, TF_UINT8, dims, 1, &attrs, status_);
     if (!t) return nullptr;
     tensors_.push_back(t);
     return TF_TensorData(t);
@@ -148,22 +162,24 @@ void training(void* kernel_attrs, TF_OpKernelContext* ctx) {
 }
 
 void backward(void* kernel_attrs, TF_OpKernelContext* ctx) {
-  const Attrs& attrs = *static_cast<Attrs*>(kernel_attrs);
+  (void)kernel_attrs;  // the rows are split as in the training pass
   Call call(ctx);
-  TF_Tensor* in[13];
-  for (int i = 0; i < 13; ++i) in[i] = call.input(i);
+  TF_Tensor* in[11];
+  for (int i = 0; i < 11; ++i) in[i] = call.input(i);
   if (!call.ok()) return call.finish("");
   float* out[kForwardInputs];
   for (int i = 0; i < kForwardInputs; ++i) {
     out[i] = static_cast<float*>(call.output_like(i, in[i]));
   }
+  // The workspace is an input, so the backward pass writes its intermediate
+  // gradients to a buffer of the same size.
+  void* scratch = call.temp(TF_TensorByteSize(in[7]));
   if (!call.ok()) return call.finish("");
   fastlstm::Weights w{data(in[3]), data(in[4]), data(in[5])};
   call.finish(fastlstm::lstm_backward(
       dims_of(in[0], in[4]), data(in[0]), data(in[1]), data(in[2]), w,
-      data(in[6]), data(in[7]), data(in[8]), TF_TensorData(in[9]), data(in[10]),
-      data(in[11]), data(in[12]), out[0], out[1], out[2], out[3], out[4], out[5],
-      attrs.threads));
+      data(in[6]), TF_TensorData(in[7]), data(in[8]), data(in[9]), data(in[10]),
+      out[0], out[1], out[2], out[3], out[4], out[5], scratch));
 }
 
 // Shape functions: y is (batch, time, units); every other output has the
@@ -265,8 +281,8 @@ struct Registration {
                 {"y: float", "h: float", "c: float", "workspace: uint8"},
                 {"threads: int = 0"}, training_shapes, training);
     std::vector<std::string> grad_inputs = forward_inputs;
-    for (const char* s : {"y: float", "h: float", "c: float", "workspace: uint8",
-                          "dy: float", "dh: float", "dc: float"}) {
+    for (const char* s : {"y: float", "workspace: uint8", "dy: float",
+                          "dh: float", "dc: float"}) {
       grad_inputs.push_back(s);
     }
     register_op("FastlstmLstmGrad", grad_inputs,

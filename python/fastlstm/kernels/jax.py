@@ -360,11 +360,12 @@ def _workspace_bytes(batch, steps, features, units):
     return size
 
 
-def _call(target, results, *args):
+def _call(target, results, *args, input_output_aliases=None):
     _register_targets()
-    return jax.ffi.ffi_call(target, results, vmap_method="sequential")(
-        *args, threads=np.int64(_compiled.threads("jax"))
-    )
+    return jax.ffi.ffi_call(
+        target, results, vmap_method="sequential",
+        input_output_aliases=input_output_aliases,
+    )(*args, threads=np.int64(_compiled.threads("jax")))
 
 
 def _state_specs(x, h0, steps=None):
@@ -410,13 +411,17 @@ def _onednn_lstm_fwd(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_ou
 
 
 def _onednn_lstm_bwd(need_outputs, residuals, cotangents):
-    *forward, lengths = residuals
-    y, h, c = forward[6:9]
+    *inputs, y, h, c, ws, lengths = residuals
     dy, dh, dc = _onednn.cotangents_of_raw(y, *cotangents, lengths, need_outputs)
     dh = jnp.zeros_like(h) if dh is None else dh
     dc = jnp.zeros_like(c) if dc is None else dc
-    specs = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in forward[:6])
-    grads = _call("fastlstm_onednn_backward", specs, *forward, dy, dh, dc)
+    specs = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in inputs)
+    # The last result is the workspace, overwritten in place with the
+    # intermediate gradients (XLA copies it first where it is read again).
+    *grads, _ = _call(
+        "fastlstm_onednn_backward", specs + (jax.ShapeDtypeStruct(ws.shape, ws.dtype),),
+        *inputs, y, ws, dy, dh, dc, input_output_aliases={7: 6},
+    )
     return tuple(grads) + (None,)
 
 

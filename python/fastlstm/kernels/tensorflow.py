@@ -495,11 +495,13 @@ def _threads():
 
 
 def _backward(inputs, raw, dy, dh, dc):
-    y, h, c, _ = raw
+    y, h, c, workspace = raw
     dy = tf.zeros_like(y) if dy is None else dy
     dh = tf.zeros_like(h) if dh is None else dh
     dc = tf.zeros_like(c) if dc is None else dc
-    return _ops().fastlstm_lstm_grad(*inputs, *raw, dy, dh, dc, threads=_threads())
+    return _ops().fastlstm_lstm_grad(
+        *inputs, y, workspace, dy, dh, dc, threads=_threads()
+    )
 
 
 @functools.lru_cache(maxsize=None)
