@@ -39,23 +39,36 @@ def _installed_file(distribution, suffix):
 
 MALLOC_ENV = "FASTLSTM_KEEP_MALLOC"
 # glibc's mallopt() parameters and the values set: buffers up to 256 MB come
-# from the heap, and up to 512 MB of freed heap stays with the process.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MALLOC_SETTINGS = ((_M_MMAP_THRESHOLD, 256 << 20), (_M_TRIM_THRESHOLD, 512 << 20))
+# from the heap, up to 512 MB of freed heap stays with the process, and all
+# threads allocate from the one (main) heap.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+_MALLOC_SETTINGS = (
+    (_M_MMAP_THRESHOLD, 256 << 20),
+    (_M_TRIM_THRESHOLD, 512 << 20),
+    (_M_ARENA_MAX, 1),
+)
 
 
-def _keep_large_buffers():
+def keep_large_buffers():
     """Lets glibc reuse large freed buffers instead of mapping fresh pages.
 
-    A training step of the native kernel hands the framework a workspace of
-    tens of MB (oneDNN's, for the backward pass). glibc serves such sizes
-    with a fresh mmap every time, and touching its pages costs a page fault
-    each: measured, a third of a training step at S on JAX (on one thread). Kept on the heap
-    (as jemalloc or tcmalloc would), the same memory is reused. The process
-    keeps up to 512 MB of freed heap. FASTLSTM_KEEP_MALLOC=1, or glibc's own
-    MALLOC_MMAP_THRESHOLD_/GLIBC_TUNABLES, leave malloc as it is.
+    XLA:CPU allocates its buffers with malloc. A training step of the native
+    kernel hands it a workspace of tens of MB, for the backward pass, and
+    glibc serves such sizes with a fresh mmap every time: touching its pages
+    costs a page fault each (measured: a third of a training step at S on
+    JAX). Kept on the heap, as jemalloc or tcmalloc would, the same memory is
+    reused. XLA's threads would each get a heap of their own, and those grow
+    to 64 MB only, so larger buffers were mapped afresh anyway (60,000 faults
+    a training step at 32 rows, 2000 steps, 128 units: 240 against 166 ms);
+    so every thread allocates from the main heap, which takes effect for
+    threads that have not allocated yet: fastlstm sets this when it is
+    imported on the JAX backend. The process keeps up to 512 MB of freed
+    heap. FASTLSTM_KEEP_MALLOC=1, or glibc's own MALLOC_MMAP_THRESHOLD_,
+    MALLOC_ARENA_MAX or GLIBC_TUNABLES, leave malloc as it is.
     """
-    if os.environ.get(MALLOC_ENV) == "1" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    if os.environ.get(MALLOC_ENV) == "1":
+        return
+    if {"MALLOC_MMAP_THRESHOLD_", "MALLOC_ARENA_MAX"} & set(os.environ):
         return
     if "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return
@@ -103,11 +116,6 @@ def _binding_file(backend):
 def _load(backend):
     path = _binding_file(backend)
     _load_onednn()
-    if backend == "jax":
-        # XLA:CPU allocates its buffers with malloc; TensorFlow's allocator
-        # already reuses them (measured: 88 page faults per S training step
-        # on TensorFlow, 4,800 on JAX, 500 on JAX with this).
-        _keep_large_buffers()
     try:
         if backend == "tensorflow":
             import tensorflow as tf
