@@ -1,6 +1,6 @@
 """fastlstm benchmark: fastlstm.LSTM against keras.layers.LSTM (and torch.nn.LSTM).
 
-    .venv/bin/python bench/run.py            # full run (make bench), ~20 min on 2 cores
+    .venv/bin/python bench/run.py            # full run (make bench), 4-10 min on 2 cores
     .venv/bin/python bench/run.py --quick    # smoke test, < 2 min, writes *.tmp files
 
 One subprocess per Keras backend (the backend is fixed per process). In each,

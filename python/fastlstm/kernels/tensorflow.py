@@ -14,7 +14,7 @@ def device():
     return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
 
 
-# oneDNN's LSTM computes in float32 only.
+# The native kernel computes in float32 only.
 NATIVE_DTYPES = ("float32",)
 # TensorFlow's loop is slower than oneDNN at every batch size measured.
 NATIVE_MIN_BATCH = 1
