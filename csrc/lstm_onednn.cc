@@ -303,8 +303,10 @@ class FlushDenormals {
 };
 
 // The training recurrence's arithmetic, in loops the compiler vectorizes
-// (one clone per instruction set, picked at load time where GCC can).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// (one clone per instruction set, picked at load time through glibc's
+// ifunc where GCC builds against glibc; elsewhere the baseline only).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    defined(__GLIBC__)
 #define FASTLSTM_VECTOR_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
