@@ -106,6 +106,8 @@ r_terms <- function(text, context = NULL) {
                perl = TRUE)
   text <- gsub("\\bgot True\\b", "got TRUE", text, perl = TRUE)
   text <- gsub("\\bgot False\\b", "got FALSE", text, perl = TRUE)
+  text <- gsub("\\bgot '([^']*)'", 'got "\\1"', text, perl = TRUE)
+  text <- gsub("\\bTrue or False\\b", "TRUE or FALSE", text, perl = TRUE)
   text <- gsub("'(auto|tanh|sigmoid|relu)'", '"\\1"', text, perl = TRUE)
   # shapes: (None, 10, 4) -> (NA, 10, 4)
   text <- gsub("\\(None(?=,)", "(NA", text, perl = TRUE)

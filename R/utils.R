@@ -46,6 +46,13 @@ is_whole_number <- function(x) {
     x == trunc(x)
 }
 
+# The argument checks R makes itself are those Python cannot make in R
+# terms: a missing `units`, and values R would change on their way to
+# Python (2.5 or "4" made an integer, NA made None, a vector made a list).
+# The rules on the values themselves (units >= 1, rates in [0, 1], the
+# choices of use_cudnn) are Python's, in one place
+# (python/fastlstm/_validation.py); their errors reach R in R terms, naming
+# the R argument (see errors.R).
 check_units <- function(units, missing_units, call = rlang::caller_env()) {
   if (missing_units) {
     abort(
@@ -54,7 +61,7 @@ check_units <- function(units, missing_units, call = rlang::caller_env()) {
       call = call, class = "fastlstm_bad_argument"
     )
   }
-  if (!is_whole_number(units) || units < 1) {
+  if (!is_whole_number(units)) {
     abort(
       "{.arg units} must be a positive whole number, not {describe_value(units)}.",
       call = call, class = "fastlstm_bad_argument"
@@ -64,7 +71,7 @@ check_units <- function(units, missing_units, call = rlang::caller_env()) {
 }
 
 check_fraction <- function(x, arg, call = rlang::caller_env()) {
-  if (!(is.numeric(x) && length(x) == 1 && !is.na(x) && x >= 0 && x <= 1)) {
+  if (!(is.numeric(x) && length(x) == 1 && !is.na(x))) {
     abort(
       "{.arg {arg}} must be a number between 0 and 1, not {describe_value(x)}.",
       call = call, class = "fastlstm_bad_argument"
@@ -74,7 +81,7 @@ check_fraction <- function(x, arg, call = rlang::caller_env()) {
 }
 
 check_use_cudnn <- function(x, call = rlang::caller_env()) {
-  if (!(identical(x, "auto") || isTRUE(x) || isFALSE(x))) {
+  if (!((is.logical(x) || is.character(x)) && length(x) == 1 && !is.na(x))) {
     abort(
       '{.arg use_cudnn} must be "auto", TRUE or FALSE, not {describe_value(x)}.',
       call = call, class = "fastlstm_bad_argument"

@@ -60,10 +60,11 @@ def keep_large_buffers():
     reused. XLA's threads would each get a heap of their own, and those grow
     to 64 MB only, so larger buffers were mapped afresh anyway (60,000 faults
     a training step at 32 rows, 2000 steps, 128 units: 240 against 166 ms);
-    so every thread allocates from the main heap, which takes effect for
-    threads that have not allocated yet: fastlstm sets this when it is
-    imported on the JAX backend. The process keeps up to 512 MB of freed
-    heap. FASTLSTM_KEEP_MALLOC=1, or glibc's own MALLOC_MMAP_THRESHOLD_,
+    so new threads allocate from the main heap: fastlstm sets this when it
+    is imported on the JAX backend, before XLA starts its threads. Threads
+    that allocated before keep heaps of their own, which glibc also hands to
+    some of XLA's threads, so a step now and then still maps afresh. The
+    process keeps up to 512 MB of freed heap. FASTLSTM_KEEP_MALLOC=1, or glibc's own MALLOC_MMAP_THRESHOLD_,
     MALLOC_ARENA_MAX or GLIBC_TUNABLES, leave malloc as it is.
     """
     if os.environ.get(MALLOC_ENV) == "1":

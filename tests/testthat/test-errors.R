@@ -1,27 +1,36 @@
 test_that("units must be given as a positive whole number", {
   expect_error(layer_lstm(), "`units` is missing")
-  expect_error(layer_lstm(units = -1), "`units` must be a positive whole number, not -1")
-  expect_error(layer_lstm(units = 0), "`units`.*not 0")
-  expect_error(layer_lstm(units = 2.5), "`units`.*not 2.5")
+  # What R would change on the way to Python is checked in R ...
+  expect_error(layer_lstm(units = 2.5), "`units` must be a positive whole number, not 2.5")
   expect_error(layer_lstm(units = "four"), "`units`.*not \"four\"")
   expect_error(layer_lstm(units = c(2, 3)), "`units`.*not c\\(2, 3\\)")
   expect_error(layer_lstm(units = NA), "`units`.*not NA")
-  expect_error(rnn_cell_lstm(units = -3), "`units`.*not -3")
-  expect_error(layer_dense(units = 0), "`units`.*not 0")
+  skip_if_no_fastlstm()
+  # ... the range by Python's one rule, its error in R terms.
+  expect_error(layer_lstm(units = -1), "`units`, expected a positive integer, got -1")
+  expect_error(layer_lstm(units = 0), "`units`.*positive integer, got 0")
+  expect_error(rnn_cell_lstm(units = -3), "`units`.*positive integer, got -3")
+  expect_error(layer_dense(units = 0), "`units`.*positive integer.*0")
+  err <- expect_error(layer_lstm(units = -1), class = "fastlstm_python_error")
+  expect_equal(conditionCall(err)[[1]], as.name("layer_lstm"))
 })
 
 test_that("dropout and recurrent_dropout must lie in [0, 1]", {
-  expect_error(layer_lstm(units = 4, dropout = 1.5), "`dropout` must be a number between 0 and 1, not 1.5")
-  expect_error(layer_lstm(units = 4, dropout = -0.1), "`dropout`.*not -0.1")
-  expect_error(layer_lstm(units = 4, recurrent_dropout = 2), "`recurrent_dropout`.*not 2")
-  expect_error(layer_lstm(units = 4, recurrent_dropout = "a"), "`recurrent_dropout`.*not \"a\"")
-  expect_error(rnn_cell_lstm(units = 4, dropout = 7), "`dropout`.*not 7")
+  expect_error(layer_lstm(units = 4, recurrent_dropout = "a"), "`recurrent_dropout` must be a number between 0 and 1, not \"a\"")
+  expect_error(layer_lstm(units = 4, dropout = c(0.1, 0.2)), "`dropout`.*not c\\(0.1, 0.2\\)")
+  skip_if_no_fastlstm()
+  expect_error(layer_lstm(units = 4, dropout = 1.5), "`dropout`, expected a float between 0 and 1, got 1.5")
+  expect_error(layer_lstm(units = 4, dropout = -0.1), "`dropout`.*got -0.1")
+  expect_error(layer_lstm(units = 4, recurrent_dropout = 2), "`recurrent_dropout`.*got 2")
+  expect_error(rnn_cell_lstm(units = 4, dropout = 7), "`dropout`.*got 7")
 })
 
 test_that("use_cudnn must be \"auto\", TRUE or FALSE", {
-  expect_error(layer_lstm(units = 4, use_cudnn = "yes"), "`use_cudnn` must be \"auto\", TRUE or FALSE, not \"yes\"")
-  expect_error(layer_lstm(units = 4, use_cudnn = NA), "`use_cudnn`.*not NA")
+  expect_error(layer_lstm(units = 4, use_cudnn = NA), "`use_cudnn` must be \"auto\", TRUE or FALSE, not NA")
   expect_error(layer_lstm(units = 4, use_cudnn = 1), "`use_cudnn`.*not 1")
+  skip_if_no_fastlstm()
+  expect_error(layer_lstm(units = 4, use_cudnn = "yes"),
+               "`use_cudnn`, expected one of \"auto\", TRUE or FALSE, got \"yes\"")
 })
 
 test_that("an unsupported object is an error naming `object`", {
@@ -33,7 +42,7 @@ test_that("an unsupported object is an error naming `object`", {
 })
 
 test_that("errors are raised from the R function the user called", {
-  err <- expect_error(layer_lstm(units = -1), class = "fastlstm_bad_argument")
+  err <- expect_error(layer_lstm(units = 2.5), class = "fastlstm_bad_argument")
   expect_equal(conditionCall(err)[[1]], as.name("layer_lstm"))
 })
 
@@ -149,13 +158,15 @@ test_that("errors keep their own message whatever the shape of the call", {
   tensor <- random_uniform(c(2, 3, 4))
   cases <- list(
     list(list(input, 4, stateful = TRUE), "stateful = TRUE with an unknown batch size"),
-    list(list(input, -4), "`units` must be a positive whole number"),
-    list(list(input, 4, dropout = 3), "`dropout` must be a number between 0 and 1"),
+    list(list(input, 2.5), "`units` must be a positive whole number"),
+    list(list(input, -4), "`units`, expected a positive integer, got -4"),
+    list(list(input, 4, dropout = 3), "`dropout`, expected a float between 0 and 1, got 3"),
     list(list(input, 4, return_state = "yes"), "`return_state` must be TRUE or FALSE"),
     list(list(input, 4, activation = "nope"), "`activation`"),
     list(list(tensor, 4, activation = "nope"), "`activation`"),
     list(list(array(0, c(2, 3)), 4), "`inputs`: expected a 3D tensor"),
-    list(list(input, 4, use_cudnn = "yes"), "`use_cudnn` must be")
+    list(list(input, 4, use_cudnn = "yes"), "`use_cudnn`, expected one of"),
+    list(list(input, 4, use_cudnn = NA), "`use_cudnn` must be")
   )
   for (case in cases) {
     # do.call() puts the values themselves (a symbolic tensor) into the call
