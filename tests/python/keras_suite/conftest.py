@@ -1,4 +1,5 @@
-"""Keras's own RNN tests with `keras.layers.LSTM` replaced by `fastlstm.LSTM`.
+"""Keras's own RNN tests with `keras.layers.LSTM` and `LSTMCell` replaced by
+fastlstm's.
 
 The test classes are imported from the installed keras package (see
 test_keras_rnn.py). The swap is an autouse fixture of this directory: it
@@ -16,5 +17,6 @@ import fastlstm
 
 @pytest.fixture(autouse=True)
 def fastlstm_as_keras_lstm(monkeypatch):
-    monkeypatch.setattr(keras.layers, "LSTM", fastlstm.LSTM)
-    monkeypatch.setattr(src_layers, "LSTM", fastlstm.LSTM)
+    for name in ("LSTM", "LSTMCell"):
+        monkeypatch.setattr(keras.layers, name, getattr(fastlstm, name))
+        monkeypatch.setattr(src_layers, name, getattr(fastlstm, name))
