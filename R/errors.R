@@ -90,6 +90,12 @@ python_error_text <- function(e) {
   text <- sub("\n+Arguments received by [^\n]*:.*$", "", text)
   text <- sub("Exception encountered when calling [^\n]*\n+", "", text)
   text <- sub("^[A-Za-z_.]*(Error|Exception|Warning): *", "", text)
+  # TensorFlow's errors from inside a running graph: the op's message
+  # after the Python stack of where the op was defined (which reticulate
+  # may shorten), before the node's name.
+  text <- sub("(?s)^Graph execution error:.*\n\n(?=\\S)", "", text,
+              perl = TRUE)
+  text <- sub("(?s)\n\t \\[\\[\\{\\{node .*$", "", text, perl = TRUE)
   trimws(text)
 }
 

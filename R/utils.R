@@ -6,7 +6,8 @@ capture_args <- function(modifiers = list(), ignore = "object") {
   fn <- sys.function(-1)
   matched <- match.call(fn, sys.call(-1), expand.dots = FALSE,
                         envir = parent.frame(2))
-  supplied <- setdiff(names(matched)[-1], c(ignore, "..."))
+  # as.character(): a call with no arguments has no names at all (NULL).
+  supplied <- setdiff(as.character(names(matched)[-1]), c(ignore, "..."))
   args <- mget(supplied, envir = env)
   dots <- if ("..." %in% names(formals(fn))) eval(quote(list(...)), env)
   if (length(dots) &&

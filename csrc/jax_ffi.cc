@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "lstm_onednn.h"
 #include "xla/ffi/api/ffi.h"
@@ -29,10 +30,27 @@ ffi::Error status(const std::string& error) {
   return error.empty() ? ffi::Error::Success() : ffi::Error::Internal(error);
 }
 
+std::vector<int64_t> shape_of(const F32& t) {
+  auto d = t.dimensions();
+  return std::vector<int64_t>(d.begin(), d.end());
+}
+
+// Python checks the shapes before a call; this guards the kernel's memory
+// all the same.
+std::string check_forward_shapes(const F32& x, const F32& h0, const F32& c0,
+                                 const F32& kernel, const F32& recurrent_kernel,
+                                 const F32& bias) {
+  return fastlstm::check_shapes(shape_of(x), shape_of(h0), shape_of(c0),
+                                shape_of(kernel), shape_of(recurrent_kernel),
+                                shape_of(bias));
+}
+
 // y may have no steps: the caller needs only the states.
 ffi::Error Inference(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
                      F32 bias, ffi::Buffer<ffi::S32> lengths, F32Out y,
                      F32Out h, F32Out c, int64_t threads) {
+  std::string shapes = check_forward_shapes(x, h0, c0, kernel, recurrent_kernel, bias);
+  if (!shapes.empty()) return ffi::Error::InvalidArgument(shapes);
   fastlstm::Weights w{kernel.typed_data(), recurrent_kernel.typed_data(),
                       bias.typed_data()};
   float* outputs = y->element_count() ? y->typed_data() : nullptr;
@@ -45,6 +63,8 @@ ffi::Error Inference(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
 ffi::Error Training(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
                     F32 bias, F32Out y, F32Out h, F32Out c, U8Out workspace,
                     int64_t threads) {
+  std::string shapes = check_forward_shapes(x, h0, c0, kernel, recurrent_kernel, bias);
+  if (!shapes.empty()) return ffi::Error::InvalidArgument(shapes);
   fastlstm::Weights w{kernel.typed_data(), recurrent_kernel.typed_data(),
                       bias.typed_data()};
   return status(fastlstm::lstm_training(

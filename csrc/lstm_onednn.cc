@@ -639,7 +639,56 @@ Layout workspace_layout(const Dims& d, const std::vector<Part>& parts) {
   return layout;
 }
 
+// (2, 5, 7), as Python prints a shape.
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  return text + (shape.size() == 1 ? ",)" : ")");
+}
+
 }  // namespace
+
+std::string check_shapes(const std::vector<int64_t>& x,
+                         const std::vector<int64_t>& h0,
+                         const std::vector<int64_t>& c0,
+                         const std::vector<int64_t>& kernel,
+                         const std::vector<int64_t>& recurrent_kernel,
+                         const std::vector<int64_t>& bias) {
+  if (x.size() != 3 || kernel.size() != 2 || recurrent_kernel.size() != 2 ||
+      bias.size() != 1 || h0.size() != 2 || c0.size() != 2) {
+    return "expected inputs of rank 3, states and kernels of rank 2 and a "
+           "bias of rank 1, got inputs " + shape_text(x) + ", states " +
+           shape_text(h0) + " and " + shape_text(c0) + ", kernels " +
+           shape_text(kernel) + " and " + shape_text(recurrent_kernel) +
+           ", bias " + shape_text(bias);
+  }
+  const int64_t units = recurrent_kernel[0];
+  if (kernel[0] != x[2]) {
+    const std::string built = std::to_string(kernel[0]);
+    const std::string got = std::to_string(x[2]);
+    return "Received an invalid value for argument `inputs`: this layer was "
+           "built for " + built + " features per step (its kernel has shape " +
+           shape_text(kernel) + "), got inputs of shape " + shape_text(x) +
+           " with " + got + ". Pass inputs with " + built +
+           " features, or use a new layer for " + got + ".";
+  }
+  if (recurrent_kernel[1] != 4 * units || kernel[1] != 4 * units ||
+      bias[0] != 4 * units) {
+    return "the kernels " + shape_text(kernel) + " and " +
+           shape_text(recurrent_kernel) + " and the bias " + shape_text(bias) +
+           " are not those of one LSTM layer of " + std::to_string(units) +
+           " units";
+  }
+  const std::vector<int64_t> state{x[0], units};
+  if (h0 != state || c0 != state) {
+    return "expected initial states of shape " + shape_text(state) + ", got " +
+           shape_text(h0) + " and " + shape_text(c0);
+  }
+  return "";
+}
 
 std::string lstm_inference(const Dims& d, const float* x, const float* h0,
                            const float* c0, const Weights& w,

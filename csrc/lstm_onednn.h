@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace fastlstm {
 
@@ -36,6 +37,19 @@ struct Weights {
   const float* recurrent_kernel;  // (units, 4 * units)
   const float* bias;              // (4 * units,)
 };
+
+// An empty string where the shapes of a call agree: x (batch, time,
+// features), h0 and c0 (batch, units), kernel (features, 4 * units),
+// recurrent kernel (units, 4 * units), bias (4 * units,); else what does
+// not, in the words of fastlstm's Python checks. Python checks shapes
+// before it calls; this is for what it could not see, a dimension unknown
+// while a graph was traced (TensorFlow's relaxed shapes).
+std::string check_shapes(const std::vector<int64_t>& x,
+                         const std::vector<int64_t>& h0,
+                         const std::vector<int64_t>& c0,
+                         const std::vector<int64_t>& kernel,
+                         const std::vector<int64_t>& recurrent_kernel,
+                         const std::vector<int64_t>& bias);
 
 // Inference, keeping nothing for a gradient. Steps run in chunks, so that
 // oneDNN's scratchpad (which holds each step's input product) stays bounded

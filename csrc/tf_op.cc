@@ -28,6 +28,12 @@ namespace {
 
 const int kForwardInputs = 6;
 
+std::vector<int64_t> shape_of(TF_Tensor* t) {
+  std::vector<int64_t> dims(TF_NumDims(t));
+  for (size_t k = 0; k < dims.size(); ++k) dims[k] = TF_Dim(t, k);
+  return dims;
+}
+
 // The tensors of one kernel call, released when the call ends.
 class Call {
  public:
@@ -73,9 +79,13 @@ class Call {
   }
 
   void* output_like(int i, TF_Tensor* like) {
-    std::vector<int64_t> dims(TF_NumDims(like));
-    for (size_t k = 0; k < dims.size(); ++k) dims[k] = TF_Dim(like, k);
-    return output(i, TF_FLOAT, dims);
+    return output(i, TF_FLOAT, shape_of(like));
+  }
+
+  // Reports shapes that do not fit together, as an invalid argument.
+  void invalid(const std::string& error) {
+    TF_SetStatus(status_, TF_INVALID_ARGUMENT, error.c_str());
+    TF_OpKernelContext_Failure(ctx_, status_);
   }
 
   // Reports `error` (or a failed allocation) to TensorFlow.
@@ -118,6 +128,15 @@ void* create(TF_OpKernelConstruction* ctx) {
 
 void destroy(void* attrs) { delete static_cast<Attrs*>(attrs); }
 
+// The shapes of the forward inputs (x, h0, c0, kernel, recurrent_kernel,
+// bias), checked: a graph traced with a dimension unknown reaches the op
+// unchecked by Python.
+std::string check_forward_shapes(TF_Tensor* const* in) {
+  return fastlstm::check_shapes(shape_of(in[0]), shape_of(in[1]),
+                                shape_of(in[2]), shape_of(in[3]),
+                                shape_of(in[4]), shape_of(in[5]));
+}
+
 fastlstm::Dims dims_of(TF_Tensor* x, TF_Tensor* recurrent_kernel) {
   return {TF_Dim(x, 0), TF_Dim(x, 1), TF_Dim(x, 2), TF_Dim(recurrent_kernel, 0)};
 }
@@ -128,6 +147,8 @@ void inference(void* kernel_attrs, TF_OpKernelContext* ctx) {
   TF_Tensor* in[kForwardInputs + 1];
   for (int i = 0; i <= kForwardInputs; ++i) in[i] = call.input(i);
   if (!call.ok()) return call.finish("");
+  std::string shapes = check_forward_shapes(in);
+  if (!shapes.empty()) return call.invalid(shapes);
   fastlstm::Dims d = dims_of(in[0], in[4]);
   auto* y = static_cast<float*>(call.output(
       0, TF_FLOAT, {d.batch, attrs.sequences ? d.steps : 0, d.units}));
@@ -147,6 +168,8 @@ void training(void* kernel_attrs, TF_OpKernelContext* ctx) {
   TF_Tensor* in[kForwardInputs];
   for (int i = 0; i < kForwardInputs; ++i) in[i] = call.input(i);
   if (!call.ok()) return call.finish("");
+  std::string shapes = check_forward_shapes(in);
+  if (!shapes.empty()) return call.invalid(shapes);
   fastlstm::Dims d = dims_of(in[0], in[4]);
   size_t ws_bytes = 0;
   std::string error = fastlstm::workspace_bytes(d, attrs.threads, &ws_bytes);

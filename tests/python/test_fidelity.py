@@ -61,6 +61,26 @@ def test_feature_size_mismatch_in_fit_and_predict():
         model.fit(x, np.ones((2, 1), "float32"), verbose=0)
 
 
+def test_feature_size_mismatch_after_a_call_at_the_right_size():
+    """A model without an Input, built by its first predict() at 8 features,
+    then given 7: TensorFlow retraces predict() with the feature axis
+    relaxed to unknown, so the layer's own check sees None, and the native
+    op used to run with a kernel built for 8 (it returned numbers). The op
+    checks the shapes it is given; every backend raises the layer's
+    message."""
+    model = keras.Sequential([fastlstm.LSTM(4), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    assert model.predict(np.ones((2, 5, 8), "float32"), verbose=0).shape == (2, 1)
+    x = np.ones((2, 5, 7), "float32")
+    with pytest.raises(Exception, match=MISMATCH.replace("(2|None)", "2")) as raised:
+        model.predict(x, verbose=0)
+    # ValueError from Python's checks; from the op, TensorFlow's own error
+    # type for a bad argument.
+    assert type(raised.value).__name__ in ("ValueError", "InvalidArgumentError")
+    with pytest.raises(Exception, match=MISMATCH):
+        model.fit(x, np.ones((2, 1), "float32"), verbose=0)
+
+
 @pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "bool"])
 def test_integer_inputs_are_cast_as_keras_does(dtype):
     """Issue 11, reproduction 2: tf.sigmoid on int64 inside the loop."""

@@ -213,3 +213,15 @@ test_that("fastlstm_available() and the first use say which import failed and wh
   expect_match(output, "KERAS_BACKEND")
   expect_no_match(output, "Importing fastlstm failed")
 })
+
+test_that("a model built for 8 features refuses 7 in predict() and fit()", {
+  skip_if_no_fastlstm()
+  model <- keras_model_sequential() |> layer_lstm(4) |> layer_dense(1)
+  compile(model, optimizer = "sgd", loss = "mse")
+  x8 <- array(runif(2 * 5 * 8), c(2, 5, 8))
+  expect_identical(dim(predict(model, x8)), c(2L, 1L))
+  x7 <- array(runif(2 * 5 * 7), c(2, 5, 7))
+  expect_error(predict(model, x7), "`inputs`: this layer was built for 8 features per step.*with 7")
+  expect_error(fit(model, x7, matrix(0, 2, 1), epochs = 1, verbose = 0),
+               "`inputs`: this layer was built for 8 features per step.*with 7")
+})

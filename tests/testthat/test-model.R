@@ -116,3 +116,12 @@ test_that("keras_model_sequential() takes keras3's input_* arguments", {
   expect_error(keras_model_sequential(layer_dense(units = 1)), "`layers` must be passed by name")
   expect_error(keras_model_sequential(c(4, 2), "m", 7), "takes no other arguments")
 })
+
+test_that("keras_model_sequential() with no arguments is an empty model that layers extend", {
+  skip_if_no_fastlstm()
+  model <- keras_model_sequential()
+  expect_length(model$layers, 0)
+  model <- keras_model_sequential() |> layer_lstm(3)
+  expect_length(model$layers, 1)
+  expect_s3_class(model$layers[[1]], "fastlstm.layer.LSTM")
+})
