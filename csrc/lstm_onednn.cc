@@ -183,11 +183,31 @@ memory to_primitive_layout(const Reorder& r, const void* data,
   return converted;
 }
 
-// Each part of a call runs oneDNN on one thread: fastlstm parallelises over
-// rows itself (see Workers), never inside oneDNN, whose per-step OpenMP
-// barriers stall whenever the framework's own threads hold a core.
-struct OneThread {
-  OneThread() { omp_set_num_threads(1); }
+// How each part of a call runs on its thread, for as long as it runs.
+//
+// oneDNN on one thread: fastlstm parallelises over rows itself (see
+// Workers), never inside oneDNN, whose per-step OpenMP barriers stall
+// whenever the framework's own threads hold a core.
+//
+// Denormal floats flushed to zero, as TensorFlow and XLA run their own
+// threads: gradients that fade over many steps reach the denormal range,
+// where x86 arithmetic is many times slower (measured with torch.nn.LSTM,
+// which keeps them: 1.6 s a training step at 32 rows, 2000 steps, 128
+// units, 0.4 s with them flushed).
+class PartThread {
+ public:
+#if defined(__x86_64__) || defined(__i386__)
+  PartThread() : saved_csr_(_mm_getcsr()) {
+    omp_set_num_threads(1);
+    _mm_setcsr(saved_csr_ | 0x8040);  // flush to zero, denormals are zero
+  }
+  ~PartThread() { _mm_setcsr(saved_csr_); }
+
+ private:
+  unsigned saved_csr_;
+#else
+  PartThread() { omp_set_num_threads(1); }
+#endif
 };
 
 // Steps per inference chunk: all of them, unless the scratchpad would pass
@@ -204,7 +224,7 @@ std::string inference_part(const Dims& d, const float* x, const float* h0,
                            const int32_t* lengths, float* y, float* h_last,
                            float* c_last) {
   try {
-    OneThread use;
+    PartThread part;
     const bool own_y = (y == nullptr);
     const int64_t chunk = chunk_steps(d, own_y);
     const size_t state_bytes = state_desc(d).get_size();
@@ -285,22 +305,6 @@ std::string inference_part(const Dims& d, const float* x, const float* h0,
     return e.what();
   }
 }
-
-// Denormal floats flushed to zero while a part runs, as TensorFlow and XLA
-// run their own threads: gradients that fade over many steps reach the
-// denormal range, where x86 arithmetic is many times slower (measured with
-// torch.nn.LSTM, which keeps them: 1.6 s a training step at 32 rows, 2000
-// steps, 128 units, 0.4 s with them flushed).
-class FlushDenormals {
- public:
-#if defined(__x86_64__) || defined(__i386__)
-  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }
-  ~FlushDenormals() { _mm_setcsr(saved_); }
-
- private:
-  unsigned saved_;
-#endif
-};
 
 // The training recurrence's arithmetic, in loops the compiler vectorizes
 // (one clone per instruction set, picked at load time through glibc's
@@ -434,8 +438,7 @@ std::string training_part(const Dims& d, const float* x, const float* h0,
                           const float* c0, const Weights& w, float* y,
                           float* h_last, float* c_last, Saved saved) {
   try {
-    OneThread use;
-    FlushDenormals flush;
+    PartThread part;
     const int64_t units = d.units, width = 4 * d.units, rows = d.batch;
     // The input products of every step at once; rows are (row, step).
     gemm('N', 'N', rows * d.steps, width, d.features, 1.0f, x, d.features,
@@ -473,8 +476,7 @@ std::string backward_part(const Dims& d, const float* x, const float* h0,
                           float* dc0, float* dkernel, float* drecurrent_kernel,
                           float* dbias, float* dgates) {
   try {
-    OneThread use;
-    FlushDenormals flush;
+    PartThread part;
     const int64_t units = d.units, width = 4 * d.units, rows = d.batch;
     const int64_t n = rows * d.steps;
     // The recurrent kernel transposed, for a plain product each step
