@@ -39,8 +39,8 @@ def _installed_file(distribution, suffix):
 
 MALLOC_ENV = "FASTLSTM_KEEP_MALLOC"
 # glibc's mallopt() parameters and the values set: buffers up to 256 MB come
-# from the heap, up to 512 MB of freed heap stays with the process, and all
-# threads allocate from the one (main) heap.
+# from the heap, up to 512 MB of freed heap stays with the process, and new
+# threads allocate from the main heap.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 _MALLOC_SETTINGS = (
     (_M_MMAP_THRESHOLD, 256 << 20),
@@ -59,13 +59,14 @@ def keep_large_buffers():
     JAX). Kept on the heap, as jemalloc or tcmalloc would, the same memory is
     reused. XLA's threads would each get a heap of their own, and those grow
     to 64 MB only, so larger buffers were mapped afresh anyway (60,000 faults
-    a training step at 32 rows, 2000 steps, 128 units: 240 against 166 ms);
+    a training step at 32 rows, 2000 steps, 128 units: 240 against 184 ms);
     so new threads allocate from the main heap: fastlstm sets this when it
     is imported on the JAX backend, before XLA starts its threads. Threads
     that allocated before keep heaps of their own, which glibc also hands to
     some of XLA's threads, so a step now and then still maps afresh. The
-    process keeps up to 512 MB of freed heap. FASTLSTM_KEEP_MALLOC=1, or glibc's own MALLOC_MMAP_THRESHOLD_,
-    MALLOC_ARENA_MAX or GLIBC_TUNABLES, leave malloc as it is.
+    process keeps up to 512 MB of freed heap. FASTLSTM_KEEP_MALLOC=1, or
+    glibc's own MALLOC_MMAP_THRESHOLD_, MALLOC_ARENA_MAX or GLIBC_TUNABLES,
+    leave malloc as it is.
     """
     if os.environ.get(MALLOC_ENV) == "1":
         return
