@@ -6,10 +6,9 @@ inspects. Run `make install-rpkg` first.
 
 rpy2 calls R with the GIL released, and reticulate (1.28, Debian's, at
 least) frees Python objects from R's garbage collector without taking it,
-which crashes the interpreter
-when a collection happens mid-call. So every piece of R code here runs
-inside an R function called *from Python by reticulate*, which holds the
-GIL, and ends with a collection there.
+which crashes the interpreter when a collection happens mid-call. So every
+piece of R code here runs inside an R function called *from Python by
+reticulate*, which holds the GIL, and ends with a collection there.
 """
 
 import atexit
