@@ -12,8 +12,9 @@
 // `threads` is how many threads a call may use: its rows are split into
 // that many blocks (of at least 8 rows), each run on one thread. The
 // framework bindings (JAX FFI, TensorFlow op) call these functions; the
-// Python side owns shapes, dtypes and error messages. Functions return an
-// empty string on success, else oneDNN's error.
+// Python side owns shapes, dtypes and error messages, and check_shapes()
+// catches what it could not see. Functions return an empty string on
+// success, else the error.
 
 #ifndef FASTLSTM_LSTM_ONEDNN_H_
 #define FASTLSTM_LSTM_ONEDNN_H_
