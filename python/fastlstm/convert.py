@@ -1,5 +1,6 @@
 """convert_model(): an existing Keras model with every keras.layers.LSTM
-replaced by fastlstm.LSTM, same configuration and weights.
+(and every keras.layers.RNN over one LSTMCell) replaced by fastlstm.LSTM,
+same configuration and weights; convert_layer() does the same for one layer.
 
 The model is rebuilt from its serialized config, the way `.keras` files are
 loaded, with each Keras LSTM's entry pointed at fastlstm.LSTM, and the weights
@@ -14,16 +15,28 @@ are recursed into only with `recursive=True`, wrappers never).
 
 import dataclasses
 import os
+import warnings
 
 import keras
 from keras.saving import deserialize_keras_object
 from keras.saving import serialize_keras_object
 
 from fastlstm import kernels as _kernels
+from fastlstm.cell import LSTMCell
 from fastlstm.layer import LSTM
 
-# How Keras 3 serializes its own LSTM (a public class: no registered name).
+# How Keras 3 serializes its own LSTM, RNN and LSTMCell (public classes: no
+# registered name).
 _KERAS_LSTM = {"module": "keras.layers", "class_name": "LSTM", "registered_name": None}
+_KERAS_RNN = {"module": "keras.layers", "class_name": "RNN", "registered_name": None}
+_LSTM_CELLS = (
+    {"module": "keras.layers", "class_name": "LSTMCell", "registered_name": None},
+    {
+        "module": LSTMCell.__module__,
+        "class_name": LSTMCell.__name__,
+        "registered_name": keras.saving.get_registered_name(LSTMCell),
+    },
+)
 _FASTLSTM = {
     "module": LSTM.__module__,
     "class_name": LSTM.__name__,
@@ -102,7 +115,11 @@ def convert_model(model_or_path, verbose=True):
     LSTM layers are found at the top level, in nested Sequential and
     functional models, inside `Bidirectional` (both directions) and
     `TimeDistributed`, and in any layer that rebuilds its inner layers from
-    its config. The copy gives the same outputs, masks included, to float
+    its config. A `keras.layers.RNN` over one `keras.layers.LSTMCell` (or
+    `fastlstm.LSTMCell`) is the same recurrence and is swapped too, its
+    cell's configuration and its own (`return_sequences`, ...) becoming the
+    `fastlstm.LSTM`'s; an RNN over a stack of cells stays, named in the
+    report. The copy gives the same outputs, masks included, to float
     tolerance, except where Keras's own kernels depart from its generic loop
     (masked steps on Keras's TensorFlow cuDNN path, Keras's masked JAX scan
     with an `initial_state`; see the README). The original model is left
@@ -143,7 +160,7 @@ def convert_model(model_or_path, verbose=True):
 
     swapped, skipped = [], []
     for path, layer in layers:
-        if not isinstance(layer, keras.layers.LSTM):
+        if not _is_lstm_like(layer):
             continue
         name = "/".join(path)
         reason = _why_not(layer, path, entries)
@@ -151,9 +168,8 @@ def convert_model(model_or_path, verbose=True):
             skipped.append(Skipped(name, layer.name, reason))
             continue
         node = entries[path]
+        node["config"] = _fastlstm_config(layer, node["config"])
         node.update(_FASTLSTM)
-        # Keras's LSTM does not serialize use_cudnn; the layer object has it.
-        node["config"] = dict(node["config"], use_cudnn=layer.use_cudnn)
         swapped.append(path)
 
     try:
@@ -182,6 +198,63 @@ def convert_model(model_or_path, verbose=True):
     if verbose:
         print(report)
     return new_model
+
+
+def convert_layer(layer, strict=True):
+    """Returns one layer as a `fastlstm.LSTM`: a `keras.layers.LSTM`, or a
+    `keras.layers.RNN` over one `keras.layers.LSTMCell` (or
+    `fastlstm.LSTMCell`), with the same configuration and, where the layer
+    or its cell is built, the same weights.
+
+    This is what `convert_model` does to each such layer of a model (R's
+    `layer_rnn()` calls it for an LSTM cell). The new layer is not built
+    where the given one was not; an `input_shape` given to the layer is kept.
+
+    Args:
+        layer: the layer to convert.
+        strict: where `layer` cannot be converted (another cell, a stack of
+            cells, a subclass with its own code, a configuration fastlstm
+            refuses), raise a `ValueError` that says why (True), or return
+            `layer` itself unchanged (False).
+
+    Returns:
+        A new `fastlstm.LSTM`, or (`strict=False`) `layer`.
+    """
+    reason = None
+    if not isinstance(layer, keras.layers.Layer):
+        reason = f"it is a {type(layer).__name__}, not a Keras layer"
+    elif not _is_lstm_like(layer):
+        reason = (
+            f"{type(layer).__name__} {layer.name!r} is neither a "
+            "keras.layers.LSTM nor a keras.layers.RNN over one LSTMCell"
+        )
+    else:
+        node = serialize_keras_object(layer)
+        reason = _why_not(layer, ("layer",), {("layer",): node})
+    if reason:
+        if not strict:
+            return layer
+        raise ValueError(
+            "Received an invalid value for argument `layer`: fastlstm cannot "
+            f"convert it, because {_lower_first(reason)}."
+        )
+    config = _fastlstm_config(layer, node["config"])
+    input_shape = getattr(layer, "_input_shape_arg", None)
+    with warnings.catch_warnings():
+        # Keras warns about input_shape once, when the user passed it.
+        warnings.simplefilter("ignore")
+        if input_shape is not None:
+            config["input_shape"] = input_shape
+        new_layer = LSTM.from_config(config)
+    if layer.cell.built:
+        input_dim = int(layer.cell.kernel.shape[0])
+        new_layer.build((None, None, input_dim))
+        new_layer.cell.set_weights(layer.cell.get_weights())
+    return new_layer
+
+
+def _lower_first(text):
+    return text[:1].lower() + text[1:]
 
 
 def _as_model(model_or_path):
@@ -242,34 +315,91 @@ def _classes(model, layers):
     return classes
 
 
+def _is_lstm_like(layer):
+    """A keras.layers.LSTM (or subclass), or a keras.layers.RNN whose cell is
+    an LSTMCell or a stack of cells with one among them: the layers the
+    report speaks of."""
+    if isinstance(layer, keras.layers.LSTM):
+        return True
+    if not isinstance(layer, keras.layers.RNN):
+        return False
+    cells = getattr(layer.cell, "cells", [layer.cell])
+    return any(isinstance(cell, keras.layers.LSTMCell) for cell in cells)
+
+
 def _why_not(layer, path, entries):
-    """Why `layer` (a keras.layers.LSTM instance) is not swapped, or None."""
+    """Why `layer` (see `_is_lstm_like`) is not swapped, or None."""
     if isinstance(layer, LSTM):
         return "already a fastlstm.LSTM"
-    if type(layer) is not keras.layers.LSTM:
-        cls = type(layer)
-        return (
-            f"a subclass of keras.layers.LSTM ({cls.__module__}.{cls.__qualname__}); "
-            "swapping it would drop its own code"
-        )
+    if isinstance(layer, keras.layers.LSTM):
+        if type(layer) is not keras.layers.LSTM:
+            return _subclass_reason(layer, "keras.layers.LSTM")
+    else:
+        if type(layer) is not keras.layers.RNN:
+            return _subclass_reason(layer, "keras.layers.RNN")
+        if not isinstance(layer.cell, keras.layers.LSTMCell):
+            return (
+                "a keras.layers.RNN over a stack of cells; fastlstm.LSTM "
+                "runs one LSTM cell (stack fastlstm.LSTM layers instead)"
+            )
+        if type(layer.cell) not in (keras.layers.LSTMCell, LSTMCell):
+            return _subclass_reason(layer.cell, "keras.layers.LSTMCell")
     node = entries.get(path)
-    if node is None or not _is_keras_lstm(node):
+    if node is None or not (_is_keras_lstm(node) or _is_keras_lstm_rnn(node)):
         return (
             "created by its parent layer's own code, not from the model's "
             "config, so a rebuilt model cannot have it replaced"
         )
     try:
-        LSTM.from_config(dict(node["config"], use_cudnn=layer.use_cudnn))
+        LSTM.from_config(_fastlstm_config(layer, node["config"]))
     except (ValueError, TypeError) as e:
         return f"fastlstm.LSTM refuses its configuration: {e}"
     return None
 
 
-def _is_keras_lstm(node):
-    return all(
-        node.get(key) == _KERAS_LSTM[key]
-        for key in ("module", "class_name", "registered_name")
+def _subclass_reason(obj, parent):
+    cls = type(obj)
+    return (
+        f"a subclass of {parent} ({cls.__module__}.{cls.__qualname__}); "
+        "swapping it would drop its own code"
     )
+
+
+def _matches(node, spec):
+    return all(
+        node.get(key) == spec[key] for key in ("module", "class_name", "registered_name")
+    )
+
+
+def _is_keras_lstm(node):
+    return _matches(node, _KERAS_LSTM)
+
+
+def _is_keras_lstm_rnn(node):
+    cell = node.get("config", {}).get("cell")
+    return (
+        _matches(node, _KERAS_RNN)
+        and isinstance(cell, dict)
+        and any(_matches(cell, spec) for spec in _LSTM_CELLS)
+    )
+
+
+def _fastlstm_config(layer, config):
+    """fastlstm.LSTM's config for `layer`, from its serialized `config`.
+
+    A keras.layers.LSTM's config is fastlstm.LSTM's, but for `use_cudnn`,
+    which Keras does not serialize (the layer object has it). An RNN's is
+    its own (name, dtype, return_sequences, ...) with its cell's
+    configuration (units, activations, initializers, dropout, ...) merged in;
+    it never ran cuDNN, and fastlstm chooses as for any layer ("auto").
+    """
+    if isinstance(layer, keras.layers.LSTM):
+        return dict(config, use_cudnn=layer.use_cudnn)
+    config = dict(config)
+    cell_config = dict(config.pop("cell")["config"])
+    for key in ("name", "trainable", "dtype"):  # the layer's own count
+        cell_config.pop(key, None)
+    return {**config, **cell_config}
 
 
 def _copy_weights(model, new_model):

@@ -242,3 +242,149 @@ def test_model_or_path_must_be_a_model_or_a_path():
         fastlstm.convert_model(keras.layers.LSTM(3))
     with pytest.raises(ValueError, match="nowhere.keras"):
         fastlstm.convert_model("nowhere.keras")
+
+
+# keras.layers.RNN over one LSTMCell is the same recurrence as an LSTM layer:
+# convert_model and convert_layer swap it too (R's layer_rnn() relies on it).
+
+
+def rnn_layers(model):
+    """Layer path -> class name, for every RNN (LSTM included) in the model."""
+    from fastlstm.convert import _walk_layers
+
+    return {
+        "/".join(path): type(layer).__name__
+        for path, layer in _walk_layers(model)
+        if isinstance(layer, keras.layers.RNN)
+    }
+
+
+@pytest.mark.parametrize("cell_class", [keras.layers.LSTMCell, fastlstm.LSTMCell])
+def test_rnn_over_one_lstm_cell_is_swapped_with_the_same_outputs(cell_class):
+    model = keras.Sequential([
+        keras.Input((7, 3)),
+        keras.layers.Masking(0.0),
+        keras.layers.RNN(cell_class(5), return_sequences=True, name="seq"),
+        keras.layers.RNN(cell_class(4), go_backwards=True, name="last"),
+        keras.layers.Dense(2),
+    ])
+    converted = fastlstm.convert_model(model, verbose=False)
+
+    assert rnn_layers(converted) == {"seq": "LSTM", "last": "LSTM"}
+    for name in ("seq", "last"):
+        layer = converted.get_layer(name)
+        assert type(layer) is fastlstm.LSTM
+        assert layer.units == model.get_layer(name).cell.units
+    assert converted.get_layer("seq").return_sequences is True
+    assert converted.get_layer("last").go_backwards is True
+    assert [e.path for e in converted.fastlstm_report.swapped] == ["seq", "last"]
+    assert converted.fastlstm_report.skipped == ()
+    assert_same_outputs(model, converted, left_padded(4, 7, 3))
+    # The original keeps its RNN layers.
+    assert rnn_layers(model) == {"seq": "RNN", "last": "RNN"}
+
+
+def test_rnn_cell_configuration_and_state_outputs_carry_over():
+    cell = keras.layers.LSTMCell(
+        3, activation="relu", recurrent_activation="hard_sigmoid",
+        unit_forget_bias=False, use_bias=False, dropout=0.25, seed=7,
+    )
+    inp = keras.Input((6, 2))
+    outputs = keras.layers.RNN(cell, return_state=True, name="rnn")(inp)
+    model = keras.Model(inp, outputs)
+    converted = fastlstm.convert_model(model, verbose=False)
+
+    layer = converted.get_layer("rnn")
+    assert type(layer) is fastlstm.LSTM
+    config = layer.get_config()
+    assert config["activation"] == "relu"
+    assert config["recurrent_activation"] == "hard_sigmoid"
+    assert config["use_bias"] is False and config["unit_forget_bias"] is False
+    assert config["dropout"] == 0.25 and config["seed"] == 7
+    assert config["return_state"] is True and config["name"] == "rnn"
+    x = RNG.standard_normal((3, 6, 2)).astype("float32")
+    for got, want in zip(converted(x), model(x)):
+        np.testing.assert_allclose(to_numpy(got), to_numpy(want), atol=ATOL, rtol=1e-4)
+
+
+def test_rnn_over_a_stack_of_cells_stays_and_is_named():
+    model = keras.Sequential([
+        keras.Input((5, 3)),
+        keras.layers.RNN(
+            [keras.layers.LSTMCell(4), keras.layers.LSTMCell(2)], name="stacked"
+        ),
+        keras.layers.Dense(2),
+    ])
+    converted = fastlstm.convert_model(model, verbose=False)
+    assert type(converted.get_layer("stacked")) is keras.layers.RNN
+    assert converted.fastlstm_report.swapped == ()
+    (skipped,) = converted.fastlstm_report.skipped
+    assert skipped.path == "stacked"
+    assert "stack of cells" in skipped.reason
+    assert_same_outputs(model, converted, RNG.standard_normal((2, 5, 3)).astype("float32"))
+
+
+def test_rnn_over_other_cells_is_not_reported():
+    model = keras.Sequential([
+        keras.Input((5, 3)),
+        keras.layers.RNN(keras.layers.GRUCell(2), name="gru"),
+    ])
+    converted = fastlstm.convert_model(model, verbose=False)
+    assert type(converted.get_layer("gru")) is keras.layers.RNN
+    assert converted.fastlstm_report.swapped == ()
+    assert converted.fastlstm_report.skipped == ()
+
+
+def test_rnn_over_a_custom_lstm_cell_subclass_is_left_alone():
+    class MyCell(keras.layers.LSTMCell):  # unregistered, as in a user's script
+        pass
+
+    model = keras.Sequential([
+        keras.Input((5, 3)), keras.layers.RNN(MyCell(2), name="mine"),
+    ])
+    converted = fastlstm.convert_model(model, verbose=False)
+    (skipped,) = converted.fastlstm_report.skipped
+    assert skipped.path == "mine"
+    assert "subclass of keras.layers.LSTMCell" in skipped.reason
+    assert "MyCell" in skipped.reason
+
+
+def test_convert_layer_keeps_a_built_cells_weights_and_numbers():
+    from fastlstm.convert import convert_layer
+
+    cell = keras.layers.LSTMCell(4)
+    rnn = keras.layers.RNN(cell, return_sequences=True, name="rnn")
+    x = RNG.standard_normal((3, 6, 2)).astype("float32")
+    expected = to_numpy(rnn(x))  # builds the cell
+    layer = convert_layer(rnn)
+    assert type(layer) is fastlstm.LSTM and layer is not rnn
+    assert layer.name == "rnn" and layer.return_sequences is True
+    for a, b in zip(layer.get_weights(), rnn.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(to_numpy(layer(x)), expected, atol=ATOL, rtol=1e-4)
+
+
+def test_convert_layer_on_an_unbuilt_rnn_keeps_its_input_shape():
+    from fastlstm.convert import convert_layer
+
+    with pytest.warns(UserWarning, match="input_shape"):
+        rnn = keras.layers.RNN(fastlstm.LSTMCell(3), input_shape=(10, 2))
+    layer = convert_layer(rnn)
+    assert type(layer) is fastlstm.LSTM and not layer.built
+    model = keras.Sequential([layer])  # the input_shape becomes the Input
+    assert tuple(model.input_shape) == (None, 10, 2)
+
+
+def test_convert_layer_says_why_it_cannot():
+    from fastlstm.convert import convert_layer
+
+    gru = keras.layers.RNN(keras.layers.GRUCell(2), name="gru")
+    assert convert_layer(gru, strict=False) is gru
+    with pytest.raises(ValueError, match="`layer`.*'gru' is neither a keras.layers.LSTM"):
+        convert_layer(gru)
+    stacked = keras.layers.RNN([keras.layers.LSTMCell(2), keras.layers.LSTMCell(2)])
+    assert convert_layer(stacked, strict=False) is stacked
+    with pytest.raises(ValueError, match="a keras.layers.RNN over a stack of cells"):
+        convert_layer(stacked)
+    with pytest.raises(ValueError, match="not a Keras layer"):
+        convert_layer("lstm")
