@@ -157,7 +157,9 @@ check-r: install-reticulate rpkg-export
 	@echo "== R CMD build and R CMD check"
 	@rm -rf $(STAMPS)/check && mkdir -p $(STAMPS)/check
 	@cd $(STAMPS)/check && R CMD build --no-manual $(RPKG_EXPORT) >build.log 2>&1 || { cat build.log; exit 1; }
-	@cd $(STAMPS)/check && { _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual fastlstm_*.tar.gz >check.log 2>&1 || true; }; \
+	@# keras3 (Enhances) cannot be installed here: check without it.
+	@cd $(STAMPS)/check && { _R_CHECK_FORCE_SUGGESTS_=false _R_CHECK_PACKAGE_DEPENDS_IGNORE_MISSING_ENHANCES_=true \
+	  R CMD check --no-manual fastlstm_*.tar.gz >check.log 2>&1 || true; }; \
 	  cat check.log | tail -n 25; \
 	  grep -q '^Status: OK' check.log || { echo "R CMD check is not clean"; exit 1; }
 

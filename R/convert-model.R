@@ -42,7 +42,7 @@ convert_model <- function(model, verbose = TRUE) {
     )
   }
   require_python()
-  converted <- with_py_errors(fastlstm_py$convert_model(model, verbose = FALSE))
+  converted <- with_py_errors(py_fastlstm()$convert_model(model, verbose = FALSE))
   if (verbose) writeLines(reticulate::py_str(converted$fastlstm_report))
   converted
 }

@@ -102,6 +102,7 @@ python_error_text <- function(e) {
 # Python spellings in a message, in R's: `x=True` -> `x = TRUE`,
 # `x='auto'` -> `x = "auto"`, None -> NULL, `keras.Input` -> keras_input().
 r_terms <- function(text, context = NULL) {
+  text <- unknown_arguments(text)
   text <- gsub("\\b([A-Za-z_][A-Za-z0-9_]*)=True\\b", "\\1 = TRUE", text,
                perl = TRUE)
   text <- gsub("\\b([A-Za-z_][A-Za-z0-9_]*)=False\\b", "\\1 = FALSE", text,
@@ -128,4 +129,19 @@ r_terms <- function(text, context = NULL) {
                  paste0("`", context[[python_name]], "`"), text, fixed = TRUE)
   }
   text
+}
+
+# Keras's "Unrecognized keyword arguments passed to LSTM: {'retrun_sequences':
+# True}" (a misspelled argument, passed on through `...`), in R terms.
+unknown_arguments <- function(text) {
+  pattern <- "Unrecognized keyword arguments passed to ([A-Za-z_.]+): \\{(.*)\\}"
+  m <- regmatches(text, regexec(pattern, text))[[1]]
+  if (!length(m)) return(text)
+  names <- regmatches(m[[3]], gregexpr("'[A-Za-z_][A-Za-z0-9_.]*':", m[[3]]))[[1]]
+  names <- gsub("^'|':$", "", names)
+  sprintf(
+    "Unknown argument%s %s: neither this function nor Keras's %s takes %s. Check the spelling.",
+    if (length(names) > 1) "s" else "", paste0("`", names, "`", collapse = ", "),
+    m[[2]], if (length(names) > 1) "them" else "it"
+  )
 }

@@ -61,10 +61,11 @@
 #' (same arguments, same weights, same results as Keras's generic LSTM to
 #' float tolerance), and differs in where the fast kernel runs:
 #'
-#' - **cuDNN on every backend.** On a GPU the cuDNN kernel runs with the
-#'   TensorFlow, JAX and PyTorch backends alike, not only with TensorFlow.
-#'   On a CPU the layer uses the backend's own fused kernel where one exists
-#'   and is faster (PyTorch), else an optimised loop.
+#' - **A fused kernel on every backend.** On a CPU, every backend runs
+#'   fastlstm's one compiled kernel, its C++ core on oneDNN (a TensorFlow op,
+#'   an XLA FFI call on JAX, a PyTorch custom op); on a GPU, every backend
+#'   runs cuDNN. Where neither can run (a mask with holes, other
+#'   activations, recurrent dropout in training), an optimised loop runs.
 #' - **Requirement 6 is relaxed.** A mask need only be contiguous: right-padded
 #'   rows go to cuDNN as sequence lengths, and left-padded rows (the default
 #'   of `pad_sequences()`) are shifted to right-padded and back. Only masks
@@ -82,15 +83,23 @@
 #'   (Keras clips them silently).
 #'
 #' @section Using fastlstm's layer_lstm() with keras3:
-#' keras3 has a `layer_lstm()` too, which builds `keras.layers.LSTM`; the one
-#' attached last wins. In a session with both, call `fastlstm::layer_lstm()`
-#' or attach fastlstm after keras3. Everything else fastlstm exports under a
-#' keras3 name ([shape()], [fit()], [compile()], [evaluate()], [predict()],
-#' [keras_model_sequential()], ...) gives the same results as keras3's, so
-#' the attach order does not matter there. Both packages use the R session's
-#' one Python: point it at the environment [install_fastlstm()] made (set
-#' `RETICULATE_PYTHON`, or call `reticulate::use_virtualenv()`) before either
-#' package uses Python.
+#' keras3 has a `layer_lstm()` too, which builds `keras.layers.LSTM`; where
+#' both packages are attached, the one attached last provides it, and
+#' `fastlstm::layer_lstm()` always builds fastlstm's. Where keras3 is
+#' installed, everything else fastlstm exports under a keras3 name
+#' ([shape()], [fit()], [compile()], [keras_model_sequential()], ...) is
+#' keras3's own function, and fastlstm registers none of keras3's S3
+#' methods, so loading fastlstm changes no keras3 result. Both packages use
+#' the R session's one Python, the environment keras3 uses: install fastlstm
+#' there with `install_fastlstm(envname = "r-keras")`.
+#'
+#' @section keras3's layer arguments:
+#' As in keras3, `input_shape` (the shape of one sample: the layer starts a
+#' Sequential model with that input), `batch_input_shape` or `batch_size`
+#' with `input_shape` (for a layer that starts a Sequential model:
+#' `keras_model_sequential() |> layer_lstm(4, batch_input_shape = c(32, 10,
+#' 8))`), `name`, `dtype` and `trainable` are taken through `...`. A
+#' misspelled argument is an error that names it.
 #'
 #' @param object Object to compose the layer with. A tensor, array, or
 #'   sequential model.
@@ -151,8 +160,8 @@
 #'   where it cannot run; `FALSE` never uses it. Any other value is an
 #'   error.)
 #' @param ... For forward/backward compatability. (fastlstm: passed to
-#'   `fastlstm.LSTM` by name, e.g. `name`, `dtype`,
-#'   `zero_output_for_mask`.)
+#'   `fastlstm.LSTM` by name, e.g. `name`, `dtype`, `input_shape`,
+#'   `zero_output_for_mask`; see keras3's layer arguments below.)
 #'
 #' @returns
 #' The return value depends on the value provided for the first argument.
@@ -226,7 +235,7 @@ layer_lstm <- function(object, units,
                        use_cudnn = "auto",
                        ...) {
   if (missing(object)) object <- NULL
-  check_units(units, missing(units))
+  check_units(units, missing(units), object)
   check_fraction(dropout, "dropout")
   check_fraction(recurrent_dropout, "recurrent_dropout")
   check_use_cudnn(use_cudnn)
@@ -235,7 +244,7 @@ layer_lstm <- function(object, units,
               go_backwards = go_backwards, stateful = stateful,
               unroll = unroll)
   args <- capture_args(list(units = as.integer, seed = as_integer_or_null))
-  create_layer(function() fastlstm_py$LSTM, object, args)
+  create_layer(function() py_fastlstm()$LSTM, object, args)
 }
 
 #' Cell class for the LSTM layer.
@@ -290,5 +299,5 @@ rnn_cell_lstm <- function(units,
   check_flags(use_bias = use_bias, unit_forget_bias = unit_forget_bias)
   args <- capture_args(list(units = as.integer, seed = as_integer_or_null),
                        ignore = character())
-  create_layer(function() fastlstm_py$LSTMCell, NULL, args)
+  create_layer(function() py_fastlstm()$LSTMCell, NULL, args)
 }

@@ -13,8 +13,8 @@
 #' @param device `NULL` for the device at hand, or `"gpu"` / `"cpu"` to ask
 #'   what would run there.
 #' @returns The Python `Plan` object. It prints the chosen kernel and every
-#'   requirement; `$kernel`, `$reasons`, `$backend` and `$device` give the
-#'   parts.
+#'   requirement, with values in R's spelling (`FALSE`, `0`, `NULL`);
+#'   `$kernel`, `$reasons`, `$backend` and `$device` give the parts.
 #' @export
 #' @examplesIf fastlstm_available()
 #' lstm <- layer_lstm(units = 4)
@@ -35,7 +35,33 @@ lstm_plan <- function(layer, inputs, mask = NULL, training = NULL,
           class = "fastlstm_bad_argument")
   }
   require_python()
-  with_py_errors(fastlstm_py$plan(
+  with_py_errors(py_fastlstm()$plan(
     layer, inputs, mask = mask, training = training, device = device
   ))
+}
+
+#' @rdname lstm_plan
+#' @param x A plan, as `lstm_plan()` returns it.
+#' @param ... Unused.
+#' @export
+format.fastlstm.planner.Plan <- function(x, ...) {
+  plan_r_terms(reticulate::py_str(x))
+}
+
+#' @rdname lstm_plan
+#' @export
+print.fastlstm.planner.Plan <- function(x, ...) {
+  writeLines(format(x, ...))
+  invisible(x)
+}
+
+# The plan's text with R's spellings of values: FALSE, TRUE, NULL, 0
+# (Python writes False, True, None, 0.0).
+plan_r_terms <- function(text) {
+  text <- r_terms(text)
+  text <- gsub("\\bFalse\\b", "FALSE", text, perl = TRUE)
+  text <- gsub("\\bTrue\\b", "TRUE", text, perl = TRUE)
+  text <- gsub("=([0-9]+)\\.0\\b", " = \\1", text, perl = TRUE)
+  text <- gsub("\\b([A-Za-z_]+)=([0-9.]+)", "\\1 = \\2", text, perl = TRUE)
+  text
 }

@@ -18,10 +18,33 @@ capture_args <- function(modifiers = list(), ignore = "object") {
     )
   }
   args <- c(args, dots)
+  # keras3's standard layer arguments, accepted by every layer function:
+  # shapes become tuples of integers (NA: None), the batch size an integer.
+  standard <- list(
+    input_shape = function(x) shape_arg(x, "input_shape", env),
+    batch_input_shape = function(x) shape_arg(x, "batch_input_shape", env),
+    batch_size = function(x) whole_number_arg(x, "batch_size", env)
+  )
+  modifiers <- c(modifiers, standard[setdiff(names(standard), names(modifiers))])
   for (name in intersect(names(modifiers), names(args))) {
     args[name] <- list(modifiers[[name]](args[[name]]))
   }
   args
+}
+
+shape_arg <- function(x, arg, call) {
+  if (is.null(x) || inherits(x, "python.builtin.object")) return(x)
+  check_shape_arg(x, arg, call = call)
+  as_py_shape(x)
+}
+
+whole_number_arg <- function(x, arg, call) {
+  if (is.null(x)) return(x)
+  if (!(is_whole_number(x) && x >= 1)) {
+    abort("{.arg {arg}} must be a positive whole number, not {describe_value(x)}.",
+          call = call, class = "fastlstm_bad_argument")
+  }
+  as.integer(x)
 }
 
 as_integer_or_null <- function(x) {
@@ -54,13 +77,18 @@ is_whole_number <- function(x) {
 # choices of use_cudnn) are Python's, in one place
 # (python/fastlstm/_validation.py); their errors reach R in R terms, naming
 # the R argument (see errors.R).
-check_units <- function(units, missing_units, call = rlang::caller_env()) {
+check_units <- function(units, missing_units, object = NULL,
+                        call = rlang::caller_env()) {
   if (missing_units) {
-    abort(
-      c("{.arg units} is missing, with no default.",
-        i = "Give {.arg units}, a positive whole number: the dimensionality of the output space."),
-      call = call, class = "fastlstm_bad_argument"
-    )
+    # layer_lstm(4): as in keras3, the first argument is `object`.
+    fn <- deparse(error_call(call)[[1]] %||% quote(layer_lstm))
+    hint <- if (is_whole_number(object)) {
+      "The {object} given first went to {.arg object}, the first argument (as in keras3); write {.code {fn}(units = {object})}."
+    } else {
+      "Give {.arg units}, a positive whole number: the dimensionality of the output space."
+    }
+    abort(c("{.arg units} is missing, with no default.", i = hint),
+          call = call, class = "fastlstm_bad_argument")
   }
   if (!is_whole_number(units)) {
     abort(
@@ -110,7 +138,7 @@ check_flags <- function(..., call = rlang::caller_env()) {
 is_tensor_like <- function(x) {
   inherits(x, c("keras.src.backend.common.keras_tensor.KerasTensor",
                 "numpy.ndarray")) ||
-    isTRUE(tryCatch(keras$ops$is_tensor(x), error = function(e) FALSE))
+    isTRUE(tryCatch(py_keras()$ops$is_tensor(x), error = function(e) FALSE))
 }
 
 is_sequential <- function(x) {
@@ -140,9 +168,50 @@ create_layer <- function(make, object, args, call = rlang::caller_env(),
                          context = NULL) {
   check_object(object, call)
   require_python(call)
-  layer <- with_py_errors(do.call(make(), args), call, context)
+  batch <- batch_input(args, object, call)
+  layer <- with_py_errors(do.call(make(), batch$args), call, context)
   if (is.null(object)) return(layer)
+  if (!is.null(batch$input)) with_py_errors(object$add(batch$input), call)
   compose_layer(object, layer, call = call, context = context)
+}
+
+# keras3's `batch_input_shape`, or `batch_size` with `input_shape`, given to
+# a layer: Keras 3 layers take neither, and a batch size belongs to the
+# model's input, so the layer must start a Sequential model; that model
+# gets the input (keras_input(batch_shape = ...)) before the layer.
+batch_input <- function(args, object, call) {
+  if (is.null(args$batch_input_shape) && is.null(args$batch_size)) {
+    return(list(args = args))
+  }
+  batch_shape <- if (!is.null(args$batch_input_shape)) {
+    if (!is.null(args$batch_size) || !is.null(args$input_shape)) {
+      abort("Give either {.arg batch_input_shape} or {.arg batch_size} with {.arg input_shape}, not both.",
+            call = call, class = "fastlstm_bad_argument")
+    }
+    args$batch_input_shape
+  } else {
+    if (is.null(args$input_shape)) {
+      abort(
+        c("{.arg batch_size} needs {.arg input_shape}: together they are the shape of the model's input.",
+          i = "Or give {.arg batch_input_shape}, the shape with the batch size first."),
+        call = call, class = "fastlstm_bad_argument"
+      )
+    }
+    reticulate::tuple(c(list(args$batch_size),
+                        reticulate::py_to_r(reticulate::import_builtins()$list(args$input_shape))))
+  }
+  arg <- if (!is.null(args$batch_input_shape)) "batch_input_shape" else "batch_size"
+  starts_model <- is_sequential(object) &&
+    reticulate::py_len(reticulate::py_get_attr(object, "_layers")) == 0L
+  if (!starts_model) {
+    abort(
+      c("{.arg {arg}} sets the batch size of a model's input, so the layer must start a Sequential model.",
+        i = "Compose it with an empty model, {.code keras_model_sequential() |> layer_lstm(4, {arg} = ...)}, or give the model its input: {.code keras_model_sequential(input_batch_shape = ...)}."),
+      call = call, class = "fastlstm_bad_argument"
+    )
+  }
+  args[c("batch_input_shape", "batch_size", "input_shape")] <- NULL
+  list(args = args, input = py_keras()$Input(batch_shape = batch_shape))
 }
 
 compose_layer <- function(object, layer, ..., call = rlang::caller_env(),
@@ -157,20 +226,41 @@ compose_layer <- function(object, layer, ..., call = rlang::caller_env(),
                  call, context)
 }
 
-# Every Keras layer and model, called from R, composes as in keras3
-# (`layer(model)` adds it to a Sequential model) and turns Python errors
-# into one R error raised from the call the user wrote.
-#' @exportS3Method reticulate::py_to_r_wrapper keras.src.layers.layer.Layer
-py_to_r_wrapper.keras.src.layers.layer.Layer <- function(x) {
-  force(x)
-  function(object, ...) {
-    call <- environment()
-    if (missing(object)) {
-      return(with_py_errors(reticulate::py_to_r(reticulate::py_call(x, ...)),
-                            call))
-    }
-    compose_layer(object, x, ..., call = call)
+check_shape_arg <- function(shape, arg = "shape", call = rlang::caller_env(),
+                            known = FALSE) {
+  dims <- if (inherits(shape, "keras_shape")) {
+    as.integer(shape)
+  } else if (is.numeric(shape) || (is.logical(shape) && all(is.na(shape)))) {
+    shape
+  } else {
+    "bad"
   }
+  ok <- is.numeric(dims) && length(dims) >= 1 &&
+    all(is.na(dims) | dims == -1 | (dims >= 0 & dims == trunc(dims))) &&
+    !(known && any(is.na(dims) | dims == -1))
+  if (!ok) {
+    abort(
+      if (known) {
+        "{.arg {arg}} must be a vector of non-negative whole numbers (or a {.fn shape}), not {describe_value(shape)}."
+      } else {
+        "{.arg {arg}} must be a vector of whole numbers (or a {.fn shape}), with {.code NA} for an unknown size, not {describe_value(shape)}."
+      },
+      call = call, class = "fastlstm_bad_argument"
+    )
+  }
+  invisible(shape)
+}
+
+is_model <- function(x) inherits(x, "keras.src.models.model.Model")
+
+check_model <- function(object, arg = "object", call = rlang::caller_env()) {
+  if (!is_model(object)) {
+    abort(
+      "{.arg {arg}} must be a Keras model, not {describe_value(object)}.",
+      call = call, class = "fastlstm_bad_argument"
+    )
+  }
+  invisible(object)
 }
 
 `%||%` <- function(x, y) if (is.null(x)) y else x

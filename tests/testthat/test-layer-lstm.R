@@ -296,3 +296,95 @@ test_that("get_weights() and set_weights() move weights between layers", {
   expect_length(get_weights(a, trainable = FALSE), 0)
   expect_length(get_weights(a, trainable = TRUE), 3)
 })
+
+test_that("keras3's input_shape starts a Sequential model with that input, on every layer function", {
+  skip_if_no_fastlstm()
+  model <- keras_model_sequential() |>
+    layer_lstm(units = 16, input_shape = c(20, 3)) |>
+    layer_dense(1)
+  expect_identical(model$input_shape, list(NULL, 20L, 3L))
+  expect_identical(model$output_shape, list(NULL, 1L))
+  dense <- keras_model_sequential() |> layer_dense(units = 2, input_shape = 3)
+  expect_identical(dense$input_shape, list(NULL, 3L))
+  masked <- keras_model_sequential() |> layer_masking(input_shape = shape(NA, 4)) |>
+    layer_lstm(units = 2)
+  expect_identical(masked$input_shape, list(NULL, NULL, 4L))
+  rnn <- keras_model_sequential() |>
+    layer_rnn(cell = rnn_cell_lstm(2), input_shape = c(5, 3))
+  expect_identical(rnn$input_shape, list(NULL, 5L, 3L))
+  expect_s3_class(rnn$layers[[1]], "fastlstm.layer.LSTM")
+  expect_error(layer_lstm(units = 2, input_shape = c(2.5, 3)),
+               "`input_shape` must be a vector of whole numbers")
+})
+
+test_that("batch_input_shape, or batch_size with input_shape, gives the model's input its batch size", {
+  skip_if_no_fastlstm()
+  model <- keras_model_sequential() |>
+    layer_lstm(units = 4, batch_input_shape = c(8, 5, 2), stateful = TRUE)
+  expect_identical(model$input_shape, list(8L, 5L, 2L))
+  model <- keras_model_sequential() |>
+    layer_lstm(units = 4, batch_size = 8, input_shape = c(5, 2), name = "first",
+               dtype = "float32")
+  expect_identical(model$input_shape, list(8L, 5L, 2L))
+  expect_identical(model$layers[[1]]$name, "first")
+  expect_error(layer_lstm(units = 4, batch_size = 8),
+               "`batch_size` needs `input_shape`")
+  expect_error(layer_lstm(units = 4, batch_input_shape = c(8, 5, 2)),
+               "`batch_input_shape` sets the batch size of a model's input, so the layer must start a Sequential model")
+  expect_error(keras_model_sequential(input_shape = c(5, 2)) |>
+                 layer_lstm(units = 4, batch_size = 2, input_shape = c(5, 2)),
+               "must start a Sequential model")
+  expect_error(layer_lstm(units = 4, batch_size = 0, input_shape = 3),
+               "`batch_size` must be a positive whole number, not 0")
+})
+
+test_that("a number given first lands in `object`, as in keras3, and the error says how to write it", {
+  err <- expect_error(layer_lstm(4), class = "fastlstm_bad_argument")
+  message <- gsub("\\s+", " ", conditionMessage(err))
+  expect_match(message, "`units` is missing", fixed = TRUE)
+  expect_match(message, "The 4 given first went to `object`", fixed = TRUE)
+  expect_match(message, "write `layer_lstm(units = 4)`", fixed = TRUE)
+  skip_if_no_fastlstm()
+  # The README's example, written as keras3 takes it.
+  input <- random_uniform(c(32, 10, 8))
+  output <- input |> layer_bidirectional(layer = layer_lstm(units = 4))
+  expect_identical(shape(output), shape(32, 8))
+})
+
+test_that("a misspelled argument is an R error that names it", {
+  skip_if_no_fastlstm()
+  err <- expect_error(layer_lstm(units = 4, retrun_sequences = TRUE),
+                      class = "fastlstm_python_error")
+  expect_identical(conditionMessage(err),
+                   "Unknown argument `retrun_sequences`: neither this function nor Keras's LSTM takes it. Check the spelling.")
+  expect_identical(conditionCall(err), quote(layer_lstm()))
+  expect_error(layer_dense(units = 2, activaton = "relu", nmae = "x"),
+               "Unknown arguments `activaton`, `nmae`: neither this function nor Keras's Dense takes them")
+})
+
+test_that("lstm_plan() prints R's values, not Python's", {
+  skip_if_no_fastlstm()
+  printed <- capture.output(print(lstm_plan(layer_lstm(units = 4),
+                                            array(0, c(8, 5, 3)))))
+  text <- paste(printed, collapse = "\n")
+  expect_match(text, "unroll is FALSE (found FALSE)", fixed = TRUE)
+  expect_match(text, "recurrent_dropout = 0, training = FALSE", fixed = TRUE)
+  expect_no_match(text, "\\bFalse\\b|\\bTrue\\b|=0\\.0")
+})
+
+test_that("fit()'s verbose = \"auto\" writes one line per epoch where R is not interactive", {
+  skip_if_no_fastlstm()
+  # A fresh Rscript, outside testthat (which silences "auto").
+  run <- run_rscript(c(
+    "library(fastlstm)",
+    "x <- array(runif(16 * 4 * 2), c(16, 4, 2))",
+    "model <- keras_model_sequential(input_shape = c(4, 2)) |> layer_lstm(units = 2) |> layer_dense(1)",
+    "compile(model, optimizer = 'adam', loss = 'mse')",
+    "invisible(fit(model, x, rowSums(x), epochs = 3, batch_size = 4))"
+  ), unset = "TESTTHAT")
+  expect_identical(run$status, 0L)
+  epochs <- grep("^Epoch [0-9]/3$", run$output, value = TRUE)
+  expect_identical(epochs, c("Epoch 1/3", "Epoch 2/3", "Epoch 3/3"))
+  expect_length(grep("^4/4 - .*loss: ", run$output), 3L)
+  expect_false(any(grepl("\b|\033|\r", run$output)))
+})

@@ -1,3 +1,6 @@
+# A keras3 lookalike: keras3 cannot always be installed, so fastlstm stands in for it
+# where it is absent; where it is installed, keras3's own is used (R/keras3.R).
+
 is_r_array_like <- function(x) {
   (is.numeric(x) || is.logical(x)) && !is.object(x)
 }
@@ -39,26 +42,47 @@ op_convert_to_tensor <- function(x, dtype = NULL, sparse = NULL) {
     storage.mode(x) <- "integer"
   }
   if (is.atomic(x) && length(x) > 1L) x <- as.array(x)
-  with_py_errors(keras$ops$convert_to_tensor(x, dtype = dtype, sparse = sparse))
+  with_py_errors(py_keras()$ops$convert_to_tensor(x, dtype = dtype, sparse = sparse))
 }
 
 as_array_tensor <- function(x, ...) {
   require_python()
-  as.array(with_py_errors(keras$ops$convert_to_numpy(x)))
+  as.array(with_py_errors(py_keras()$ops$convert_to_numpy(x)))
 }
 
 #' @rdname op_convert_to_tensor
-#' @export
 `as.array.tensorflow.python.framework.tensor.Tensor` <- as_array_tensor
 
 #' @rdname op_convert_to_tensor
-#' @export
 `as.array.jax.jaxlib._jax.Array` <- as_array_tensor
 
 #' @rdname op_convert_to_tensor
-#' @export
 `as.array.torch.Tensor` <- as_array_tensor
 
 #' @rdname op_convert_to_tensor
-#' @export
 `as.array.keras.src.backend.common.variables.Variable` <- as_array_tensor
+
+#' Draw random samples from a uniform distribution.
+#'
+#' The values lie in `[minval, maxval)`.
+#'
+#' @param shape The shape of the output tensor: a numeric vector or a
+#'   [shape()].
+#' @param minval,maxval Lower and upper bound of the range of values.
+#' @param dtype The data type of the tensor; `NULL` means Keras's float
+#'   type (`"float32"`).
+#' @param seed An integer seed, or `NULL` for a random one.
+#' @returns A tensor of the current backend.
+#' @export
+#' @examplesIf fastlstm_available()
+#' x <- random_uniform(c(32, 10, 8), seed = 1)
+#' shape(x)
+random_uniform <- function(shape, minval = 0, maxval = 1, dtype = NULL,
+                           seed = NULL) {
+  check_shape_arg(shape, known = TRUE)
+  require_python()
+  with_py_errors(py_keras()$random$uniform(
+    shape = as_py_shape(shape), minval = minval, maxval = maxval,
+    dtype = dtype, seed = as_integer_or_null(seed)
+  ))
+}

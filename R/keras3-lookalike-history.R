@@ -1,3 +1,6 @@
+# A keras3 lookalike: keras3 cannot always be installed, so fastlstm stands in for it
+# where it is absent; where it is installed, keras3's own is used (R/keras3.R).
+
 # fit()'s result: keras3's `keras_training_history`, a list of `params`
 # (Keras's History.params) and `metrics` (one numeric vector per metric,
 # one value per epoch), so code written for keras3 reads it the same way.
@@ -41,7 +44,6 @@ keras_training_history <- function(params, metrics) {
 NULL
 
 #' @rdname training-history
-#' @export
 print.keras_training_history <- function(x, ...) {
   epochs <- min(x$params$epochs %||% 0L, length(x$metrics[[1]]))
   last <- vapply(x$metrics, function(m) m[[epochs]], 1)
@@ -54,7 +56,6 @@ print.keras_training_history <- function(x, ...) {
 
 #' @rdname training-history
 #' @param row.names,optional Unused (for the generic).
-#' @export
 as.data.frame.keras_training_history <- function(x, row.names = NULL,
                                                  optional = FALSE, ...) {
   epochs <- x$params$epochs
@@ -74,7 +75,6 @@ as.data.frame.keras_training_history <- function(x, row.names = NULL,
 }
 
 #' @rdname training-history
-#' @export
 plot.keras_training_history <- function(x, y, metrics = NULL,
                                         method = c("auto", "base"), ...) {
   method <- match.arg(method)

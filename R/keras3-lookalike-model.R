@@ -1,3 +1,6 @@
+# A keras3 lookalike: keras3 cannot always be installed, so fastlstm stands in for it
+# where it is absent; where it is installed, keras3's own is used (R/keras3.R).
+
 #' Create a Keras tensor (Functional API input).
 #'
 #' As keras3's `keras_input()`: a symbolic input to compose layers with and
@@ -30,32 +33,7 @@ keras_input <- function(shape = NULL, batch_size = NULL, dtype = NULL,
   args <- capture_args(list(shape = as_py_shape, batch_shape = as_py_shape,
                             batch_size = as_integer_or_null),
                        ignore = character())
-  with_py_errors(do.call(keras$Input, args))
-}
-
-check_shape_arg <- function(shape, arg = "shape", call = rlang::caller_env(),
-                            known = FALSE) {
-  dims <- if (inherits(shape, "keras_shape")) {
-    as.integer(shape)
-  } else if (is.numeric(shape) || (is.logical(shape) && all(is.na(shape)))) {
-    shape
-  } else {
-    "bad"
-  }
-  ok <- is.numeric(dims) && length(dims) >= 1 &&
-    all(is.na(dims) | dims == -1 | (dims >= 0 & dims == trunc(dims))) &&
-    !(known && any(is.na(dims) | dims == -1))
-  if (!ok) {
-    abort(
-      if (known) {
-        "{.arg {arg}} must be a vector of non-negative whole numbers (or a {.fn shape}), not {describe_value(shape)}."
-      } else {
-        "{.arg {arg}} must be a vector of whole numbers (or a {.fn shape}), with {.code NA} for an unknown size, not {describe_value(shape)}."
-      },
-      call = call, class = "fastlstm_bad_argument"
-    )
-  }
-  invisible(shape)
+  with_py_errors(do.call(py_keras()$Input, args))
 }
 
 #' Keras Model composed of a linear stack of layers
@@ -119,12 +97,12 @@ keras_model_sequential <- function(input_shape = NULL, name = NULL, ...,
     if (!is.null(input_args$batch_size)) {
       input_args$batch_size <- as.integer(input_args$batch_size)
     }
-    input <- with_py_errors(do.call(keras$Input, input_args),
+    input <- with_py_errors(do.call(py_keras()$Input, input_args),
                             context = input_arg_names)
     layers <- c(list(input), layers)
   }
   model_args$layers <- layers
-  with_py_errors(do.call(keras$Sequential, model_args),
+  with_py_errors(do.call(py_keras()$Sequential, model_args),
                  context = input_arg_names)
 }
 
@@ -152,19 +130,7 @@ keras_model <- function(inputs = NULL, outputs = NULL, ...) {
   if (is.list(outputs) && is.null(names(outputs)) && length(outputs) == 1L) {
     outputs <- outputs[[1L]]
   }
-  with_py_errors(keras$Model(inputs = inputs, outputs = outputs, ...))
-}
-
-is_model <- function(x) inherits(x, "keras.src.models.model.Model")
-
-check_model <- function(object, arg = "object", call = rlang::caller_env()) {
-  if (!is_model(object)) {
-    abort(
-      "{.arg {arg}} must be a Keras model, not {describe_value(object)}.",
-      call = call, class = "fastlstm_bad_argument"
-    )
-  }
-  invisible(object)
+  with_py_errors(py_keras()$Model(inputs = inputs, outputs = outputs, ...))
 }
 
 #' Save and load a model as a `.keras` file
@@ -220,7 +186,7 @@ save_model <- function(model, filepath = NULL, overwrite = FALSE,
   }
   args <- list(model, filepath, overwrite = TRUE, ...)
   if (!is.null(zipped)) args$zipped <- zipped
-  with_py_errors(do.call(keras$saving$save_model, args))
+  with_py_errors(do.call(py_keras()$saving$save_model, args))
   if (serialize) return(readBin(filepath, what = "raw", n = file.size(filepath)))
   invisible(model)
 }
@@ -242,8 +208,8 @@ load_model <- function(model, custom_objects = NULL, compile = TRUE,
       class = "fastlstm_bad_argument"
     )
   }
-  force(fastlstm_py$LSTM) # registers fastlstm's classes for deserialisation
-  with_py_errors(keras$saving$load_model(
+  force(py_fastlstm()$LSTM) # registers fastlstm's classes for deserialisation
+  with_py_errors(py_keras()$saving$load_model(
     path.expand(model), custom_objects = custom_objects, compile = compile,
     safe_mode = safe_mode
   ))

@@ -1,3 +1,6 @@
+# A keras3 lookalike: keras3 cannot always be installed, so fastlstm stands in for it
+# where it is absent; where it is installed, keras3's own is used (R/keras3.R).
+
 #' @importFrom generics compile
 #' @export
 generics::compile
@@ -8,11 +11,10 @@ generics::fit
 
 #' Evaluate a model
 #'
-#' `evaluate()` is the generic keras3 uses (the one the `tensorflow` R
-#' package defines: `evaluate(object, ...)`); fastlstm defines the same
-#' generic, so whichever of the two packages is attached last, `evaluate()`
-#' dispatches to a method that gives the same result. The method for Keras
-#' models is documented in [model-training].
+#' `evaluate()` is the generic keras3 uses (`evaluate(object, ...)`). Where
+#' keras3 is installed it is keras3's own; where it is not, fastlstm
+#' defines the same generic. The method for Keras models is documented in
+#' [model-training].
 #'
 #' @param object The object to evaluate.
 #' @param ... Arguments of the method.
@@ -25,9 +27,9 @@ evaluate <- function(object, ...) UseMethod("evaluate")
 #' `compile()`, `fit()`, `evaluate()` and `predict()` are methods for Keras
 #' models of the generics keras3 uses (`generics::compile()`,
 #' `generics::fit()`, [evaluate()], `stats::predict()`), with keras3's
-#' arguments and results, so they give the same results whether keras3 or
-#' fastlstm is attached last, and `fit()` on anything else (a tidymodels
-#' specification) still reaches its own method. They take R arrays (and
+#' arguments and results, and `fit()` on anything else (a tidymodels
+#' specification) still reaches its own method. fastlstm registers these
+#' methods only where keras3 is not installed; where it is, keras3's run. They take R arrays (and
 #' lists of them) as well as tensors; a double array is converted to the
 #' model's input dtype.
 #'
@@ -54,8 +56,9 @@ evaluate <- function(object, ...) UseMethod("evaluate")
 #' @param steps_per_epoch,validation_steps,validation_batch_size,validation_freq,steps
 #'   Other arguments of Keras's methods.
 #' @param verbose `0` (silent), `1` (progress bar), `2` (a line per epoch) or
-#'   `"auto"` (silent under testthat, one line per epoch in knitr). Default:
-#'   `getOption("keras.verbose", "auto")`, as in keras3.
+#'   `"auto"` (silent under testthat, one line per epoch in knitr and in a
+#'   non-interactive session such as `Rscript`, the progress bar at the
+#'   console). Default: `getOption("keras.verbose", "auto")`, as in keras3.
 #' @param view_metrics Accepted for keras3 compatibility; fastlstm has no
 #'   live metrics viewer.
 #' @param ... Other arguments of the Keras method, by name.
@@ -82,7 +85,6 @@ evaluate <- function(object, ...) UseMethod("evaluate")
 NULL
 
 #' @rdname model-training
-#' @export
 compile.keras.src.models.model.Model <- function(
     object, optimizer = "rmsprop", loss = NULL, metrics = NULL, ...,
     loss_weights = NULL, weighted_metrics = NULL, run_eagerly = FALSE,
@@ -111,7 +113,6 @@ as_metric_list <- function(x) {
 }
 
 #' @rdname model-training
-#' @export
 fit.keras.src.models.model.Model <- function(
     object, x = NULL, y = NULL, ..., batch_size = NULL, epochs = 1L,
     callbacks = NULL, validation_split = 0, validation_data = NULL,
@@ -137,7 +138,6 @@ fit.keras.src.models.model.Model <- function(
 }
 
 #' @rdname model-training
-#' @export
 evaluate.keras.src.models.model.Model <- function(
     object, x = NULL, y = NULL, ..., batch_size = NULL,
     verbose = getOption("keras.verbose", default = "auto"),
@@ -156,7 +156,6 @@ evaluate.keras.src.models.model.Model <- function(
 
 #' @rdname model-training
 #' @importFrom stats predict
-#' @export
 predict.keras.src.models.model.Model <- function(
     object, x, ..., batch_size = NULL,
     verbose = getOption("keras.verbose", default = "auto"), steps = NULL,
@@ -180,7 +179,7 @@ input_normalizer <- function(model) {
     d <- tryCatch(reticulate::py_get_attr(model, "input_dtype", silent = TRUE),
                   error = function(e) NULL)
     d <- if (inherits(d, "python.builtin.object")) reticulate::py_to_r(d) else d
-    if (is.character(d) && length(d) == 1) d else keras$config$floatx()
+    if (is.character(d) && length(d) == 1) d else py_keras()$config$floatx()
   })
   normalize <- function(x) {
     if (is.null(x) || inherits(x, "python.builtin.object")) return(x)
@@ -195,10 +194,13 @@ input_normalizer <- function(model) {
   normalize
 }
 
+# "auto": silent under testthat; one line per epoch in knitr and wherever
+# R is not interactive (Rscript: a log gets no progress-bar escapes or
+# backspaces); Keras's progress bar at the console.
 as_model_verbose_arg <- function(x) {
   if (!identical(x, "auto")) return(as.integer(x))
-  if (isTRUE(getOption("knitr.in.progress"))) return(2L)
   if (identical(Sys.getenv("TESTTHAT"), "true")) return(0L)
+  if (isTRUE(getOption("knitr.in.progress")) || !interactive()) return(2L)
   x
 }
 
@@ -219,7 +221,6 @@ as_callback_list <- function(x) {
 }
 
 #' @rdname model-training
-#' @export
 summary.keras.src.models.model.Model <- function(object, ...) {
   writeLines(text <- format.keras.src.models.model.Model(object, ...))
   invisible(text)
@@ -230,7 +231,6 @@ summary.keras.src.models.model.Model <- function(object, ...) {
 #'   Arguments of Keras's `Model.summary()`; `show_trainable = NA` shows
 #'   the column where the model has non-trainable weights.
 #' @param compact Whether to drop the table's empty lines.
-#' @export
 format.keras.src.models.model.Model <- function(
     x, line_length = min(getOption("width"), 180), positions = NULL,
     expand_nested = FALSE, show_trainable = NA, ..., layer_range = NULL,
@@ -251,7 +251,6 @@ format.keras.src.models.model.Model <- function(
 }
 
 #' @rdname model-training
-#' @export
 print.keras.src.models.model.Model <- function(x, ...) {
   writeLines(format.keras.src.models.model.Model(x, ...))
   invisible(x)

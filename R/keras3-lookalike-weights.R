@@ -1,3 +1,6 @@
+# A keras3 lookalike: keras3 cannot always be installed, so fastlstm stands in for it
+# where it is absent; where it is installed, keras3's own is used (R/keras3.R).
+
 #' Get and set the weights of a layer or model
 #'
 #' `get_weights()` returns the weights as a list of R arrays (for an LSTM:
@@ -34,7 +37,7 @@ get_weights <- function(object, trainable = NA) {
   } else {
     object$non_trainable_weights
   }
-  with_py_errors(lapply(variables, function(v) as.array(keras$ops$convert_to_numpy(v))))
+  with_py_errors(lapply(variables, function(v) as.array(py_keras()$ops$convert_to_numpy(v))))
 }
 
 #' @rdname get_weights

@@ -1,3 +1,6 @@
+# A keras3 lookalike: keras3 cannot always be installed, so fastlstm stands in for it
+# where it is absent; where it is installed, keras3's own is used (R/keras3.R).
+
 #' Multiple assignment
 #'
 #' `%<-%` is zeallot's multiple assignment operator: `c(a, b) %<-% value`
@@ -50,10 +53,8 @@ abort_count_mismatch <- function(lhs, value, parent) {
   )
 }
 
-#' @exportS3Method zeallot::destructure python.builtin.list
 destructure.python.builtin.list <- function(x) {
   reticulate::iterate(x, simplify = FALSE)
 }
 
-#' @exportS3Method zeallot::destructure python.builtin.tuple
 destructure.python.builtin.tuple <- destructure.python.builtin.list

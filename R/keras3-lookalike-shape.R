@@ -1,3 +1,6 @@
+# A keras3 lookalike: keras3 cannot always be installed, so fastlstm stands in for it
+# where it is absent; where it is installed, keras3's own is used (R/keras3.R).
+
 #' Tensor shapes
 #'
 #' `shape()` gives the shape of a tensor, an array or a Keras input, or makes
@@ -68,7 +71,7 @@ python_shape <- function(x) {
   py_shape <- with_py_errors(keras_ops_raw()$shape(x))
   dims <- reticulate::py_to_r(reticulate::import_builtins()$tuple(py_shape))
   if (length(dims) == 0 && !inherits(x, "AsIs") &&
-      isTRUE(tryCatch(keras$backend$is_int_dtype(x$dtype),
+      isTRUE(tryCatch(py_keras()$backend$is_int_dtype(x$dtype),
                       error = function(e) FALSE))) {
     return(x) # a scalar integer tensor is an axis size
   }
@@ -81,7 +84,6 @@ keras_ops_raw <- function() {
 }
 
 #' @rdname shape
-#' @export
 format.keras_shape <- function(x, ..., prefix = TRUE) {
   dims <- vapply(x, function(d) format(d %||% "NA"), "")
   prefix <- if (isTRUE(prefix)) "shape" else if (is.character(prefix)) prefix else ""
@@ -89,14 +91,12 @@ format.keras_shape <- function(x, ..., prefix = TRUE) {
 }
 
 #' @rdname shape
-#' @export
 print.keras_shape <- function(x, ...) {
   writeLines(format(x, ...))
   invisible(x)
 }
 
 #' @rdname shape
-#' @export
 `[.keras_shape` <- function(x, ...) {
   out <- unclass(x)[...]
   class(out) <- class(x)
@@ -104,24 +104,20 @@ print.keras_shape <- function(x, ...) {
 }
 
 #' @rdname shape
-#' @export
 as.integer.keras_shape <- function(x, ...) {
   vapply(x, function(d) d %||% NA_integer_, 1L)
 }
 
 #' @rdname shape
-#' @export
 as.list.keras_shape <- function(x, ...) unclass(x)
 
 #' @rdname shape
-#' @export
 Summary.keras_shape <- function(..., na.rm = FALSE) {
   x <- as.integer.keras_shape(shape(...))
   do.call(.Generic, list(x, na.rm = na.rm))
 }
 
 #' @rdname shape
-#' @export
 `==.keras_shape` <- function(x, y) {
   if (!inherits(x, "keras_shape")) x <- shape(x)
   if (!inherits(y, "keras_shape")) y <- shape(y)
@@ -129,23 +125,24 @@ Summary.keras_shape <- function(..., na.rm = FALSE) {
 }
 
 #' @rdname shape
-#' @export
 `!=.keras_shape` <- function(x, y) {
   !`==.keras_shape`(x, y)
 }
 
-#' @exportS3Method zeallot::destructure keras_shape
 destructure.keras_shape <- function(x) unclass(x)
 
 #' @param convert Whether the tuple converts its results back to R.
 #' @rdname shape
-#' @exportS3Method reticulate::r_to_py keras_shape
 r_to_py.keras_shape <- function(x, convert = FALSE) {
   reticulate::tuple(unclass(x), convert = convert)
 }
 
 # A Python tuple of ints and None, from anything shape() accepts.
 as_py_shape <- function(x) {
-  if (is.null(x)) return(NULL)
-  r_to_py.keras_shape(shape(x))
+  if (is.null(x) || inherits(x, "python.builtin.object")) return(x)
+  r_to_py.keras_shape(fastlstm_shape(x))
 }
+
+# fastlstm's shape(), for its own code also where the exported `shape` is
+# keras3's.
+fastlstm_shape <- shape
