@@ -126,6 +126,35 @@ print.fastlstm_unavailable_module <- function(x, ...) {
   invisible(x)
 }
 
+# Where no Python has been chosen yet: the environment install_fastlstm()
+# made last, then the default `r-fastlstm`, then a development .venv.
+# RETICULATE_PYTHON wins over all (reticulate reads it itself).
+choose_python <- function() {
+  if (nzchar(Sys.getenv("RETICULATE_PYTHON")) ||
+      reticulate::py_available(initialize = FALSE)) {
+    return(invisible())
+  }
+  remembered <- remembered_python()
+  if (!is.null(remembered)) {
+    reticulate::use_python(remembered, required = FALSE)
+    return(invisible())
+  }
+  if (reticulate::virtualenv_exists("r-fastlstm")) {
+    reticulate::use_virtualenv("r-fastlstm", required = FALSE)
+    return(invisible())
+  }
+  dir <- normalizePath(getwd(), mustWork = FALSE)
+  for (i in 1:4) {
+    python <- file.path(dir, ".venv", "bin", "python")
+    if (file.exists(python)) {
+      reticulate::use_python(python, required = FALSE)
+      return(invisible())
+    }
+    dir <- dirname(dir)
+  }
+  invisible()
+}
+
 # install_fastlstm() writes the environment's Python here, so a later session
 # finds an environment made at a path.
 remembered_python_file <- function() {

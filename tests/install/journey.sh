@@ -3,8 +3,11 @@
 # checkout at run time:
 #   R CMD build -> R CMD INSTALL into a fresh library
 #   -> install_fastlstm() fails cleanly where pip cannot get Keras
-#   -> install_fastlstm(envname = <path>) -> the seed example in a fresh R
-#      process with no RETICULATE_PYTHON, run from an unrelated directory.
+#   -> R bound to that environment before fastlstm is in it: one error that
+#      names the Python and the call that installs fastlstm there
+#   -> that call, install_fastlstm(envname = <path>) -> the seed example in a
+#      fresh R process with no RETICULATE_PYTHON, run from an unrelated
+#      directory.
 # pip runs with PIP_NO_INDEX=1 (and fastlstm's native kernel must build:
 # FASTLSTM_REQUIRE_NATIVE=1): the new environment sees the development
 # environment's packages through a .pth file, so nothing is downloaded (and
@@ -47,6 +50,10 @@ dev_site=$("$dev_python" -c 'import sysconfig; print(sysconfig.get_paths()["pure
 "$base_python" -m venv --without-pip "$tmp/env"
 env_site=$("$tmp/env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$dev_site" >"$env_site/_fastlstm_dev_site.pth"
+
+echo "-- a Python without fastlstm: the error names it and the call that fixes it"
+(cd "$tmp" && "${user_env[@]}" RETICULATE_PYTHON="$tmp/env/bin/python" \
+  Rscript "$here/no-fastlstm.R" "$tmp/env")
 (cd "$tmp" && "${user_env[@]}" Rscript -e \
   "fastlstm::install_fastlstm(envname = '$tmp/env')" >"$tmp/pip.log" 2>&1) ||
   { tail -n 40 "$tmp/pip.log"; exit 1; }

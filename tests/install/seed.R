@@ -22,7 +22,7 @@ stopifnot(identical(printed, c("shape(32, 4)", "shape(32, 10, 4)",
 # It ran in the environment install_fastlstm() made, on the fastlstm
 # installed there (not a development checkout).
 prefix <- normalizePath(reticulate::import("sys")$prefix)
-module <- normalizePath(reticulate::py_to_r(fastlstm:::fastlstm_py$`__file__`))
+module <- normalizePath(reticulate::py_to_r(reticulate::import("fastlstm")$`__file__`))
 cat("Python environment:", prefix, "\nfastlstm module:", module, "\n")
 stopifnot(identical(prefix, env), startsWith(module, env))
 
