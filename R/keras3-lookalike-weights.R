@@ -1,5 +1,4 @@
-# A keras3 lookalike: keras3 cannot always be installed, so fastlstm stands in for it
-# where it is absent; where it is installed, keras3's own is used (R/keras3.R).
+# keras3 lookalike: keras3 cannot always be installed, so this stands in where it is absent (R/keras3.R).
 
 #' Get and set the weights of a layer or model
 #'
