@@ -1,5 +1,6 @@
-"""Builds fastlstm's native CPU kernel: oneDNN's LSTM behind a JAX FFI binding
-and a TensorFlow op (csrc/). Everything else is in pyproject.toml.
+"""Builds fastlstm's native CPU kernel (csrc/): one C++ core on oneDNN behind
+a JAX FFI binding, a TensorFlow op and a C library that PyTorch's custom ops
+call. Everything else is in pyproject.toml.
 
 Each binding is compiled against the framework installed where the build
 runs, so install fastlstm after TensorFlow or JAX and without build
@@ -75,10 +76,18 @@ def _tensorflow_flags():
     }
 
 
+def _no_flags():
+    # A plain C library for ctypes: nothing of a framework's.
+    return {}
+
+
+C_API = f"{CSRC}/c_api.cc"
 BINDINGS = {
     # extension name: (framework, its sources, its flags)
-    "fastlstm._onednn_jax": ("jax", f"{CSRC}/jax_ffi.cc", _jax_flags),
-    "fastlstm._onednn_tf": ("tensorflow", f"{CSRC}/tf_op.cc", _tensorflow_flags),
+    "fastlstm._onednn_jax": ("jax", [C_API, f"{CSRC}/jax_ffi.cc"], _jax_flags),
+    "fastlstm._onednn_tf": ("tensorflow", [f"{CSRC}/tf_op.cc"], _tensorflow_flags),
+    # PyTorch's custom ops call the C functions through ctypes.
+    "fastlstm._onednn_torch": ("torch", [C_API], _no_flags),
 }
 
 
@@ -138,10 +147,10 @@ class BuildNative(build_ext):
 
 
 def _extension(name):
-    _, source, _ = BINDINGS[name]
+    _, sources, _ = BINDINGS[name]
     return Extension(
         name,
-        sources=[CORE, source],
+        sources=[CORE] + sources,
         language="c++",
         optional=True,  # a binding that cannot build is skipped (see above)
         extra_compile_args=["-std=c++17", "-O2", "-fopenmp", "-w"],

@@ -1,11 +1,11 @@
 // JAX binding: XLA FFI handlers around the oneDNN LSTM (lstm_onednn.h).
 //
 // Python registers the handler symbols with jax.ffi.register_ffi_target and
-// asks fastlstm_workspace_bytes() for the size of the workspace output, which
-// XLA needs before the call. Shapes are checked by the Python side; the
-// handlers only read them.
+// asks fastlstm_workspace_bytes() (c_api.cc, linked into this library too)
+// for the size of the workspace output, which XLA needs before the call.
+// Python checks shapes before a call; the handlers check them again
+// (check_shapes) to guard the kernel's memory.
 
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -143,37 +143,3 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmBackward, Backward,
                                   .Ret<F32>()
                                   .Ret<ffi::Buffer<ffi::U8>>()  // scratch
                                   .Attr<int64_t>("threads"));
-
-// For ctypes: the workspace size of a training pass, or -1 with the error
-// copied into `error`.
-extern "C" int64_t fastlstm_workspace_bytes(int64_t batch, int64_t steps,
-                                            int64_t features, int64_t units,
-                                            int32_t threads, char* error,
-                                            size_t error_size) {
-  size_t bytes = 0;
-  std::string e = fastlstm::workspace_bytes({batch, steps, features, units},
-                                            threads, &bytes);
-  if (!e.empty()) {
-    std::strncpy(error, e.c_str(), error_size - 1);
-    error[error_size - 1] = '\0';
-    return -1;
-  }
-  return static_cast<int64_t>(bytes);
-}
-
-// For ctypes: the steps per chunk of an inference pass, or -1 with the
-// error copied into `error`.
-extern "C" int64_t fastlstm_inference_chunk_steps(int64_t batch, int64_t steps,
-                                                  int64_t features, int64_t units,
-                                                  int32_t outputs, char* error,
-                                                  size_t error_size) {
-  int64_t chunk = 0;
-  std::string e = fastlstm::inference_chunk_steps(
-      {batch, steps, features, units}, outputs != 0, &chunk);
-  if (!e.empty()) {
-    std::strncpy(error, e.c_str(), error_size - 1);
-    error[error_size - 1] = '\0';
-    return -1;
-  }
-  return chunk;
-}

@@ -27,8 +27,9 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
-#include <functional>
 #include <cstring>
+#include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -123,24 +124,59 @@ struct Forward {
 // (batch, steps, features, units, total steps of x, of y or 0)
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
 
-std::mutex cache_mutex;
-std::map<Key, std::shared_ptr<Forward>> forward_cache;
+// The primitives of the kPrimitivesKept shapes used last (least recently
+// used first out): a process that meets many shapes (a sweep of batch sizes,
+// say) keeps a bounded number. Each holds a few KB, plus oneDNN's code.
+constexpr size_t kPrimitivesKept = 64;
+
+class PrimitiveCache {
+ public:
+  // The primitive for `key`, made by `make` where it is not kept.
+  std::shared_ptr<Forward> get(const Key& key,
+                               const std::function<Forward*()>& make) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = index_.find(key);
+    if (found != index_.end()) {
+      order_.splice(order_.begin(), order_, found->second);
+      return found->second->second;
+    }
+    order_.emplace_front(key, std::shared_ptr<Forward>(make()));
+    index_[key] = order_.begin();
+    if (order_.size() > kPrimitivesKept) {
+      index_.erase(order_.back().first);
+      order_.pop_back();  // a call still running it holds its own reference
+    }
+    return order_.front().second;
+  }
+
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return order_.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::list<std::pair<Key, std::shared_ptr<Forward>>> order_;
+  std::map<Key, decltype(order_)::iterator> index_;
+};
+
+PrimitiveCache& forward_cache() {
+  static PrimitiveCache* cache = new PrimitiveCache;  // never destroyed
+  return *cache;
+}
 
 // A chunk of `steps` steps of an inference pass over `total` steps; its
 // outputs go to a (batch, total, units) tensor or, with `own_y`, to a
 // buffer of the chunk's own.
 std::shared_ptr<Forward> get_inference(const Dims& d, int64_t steps,
                                        int64_t total, bool own_y) {
-  std::lock_guard<std::mutex> lock(cache_mutex);
   int64_t y_total = own_y ? steps : total;
-  auto& entry = forward_cache[Key(d.batch, steps, d.features, d.units, total,
-                                  own_y ? 0 : total)];
-  if (!entry) {
-    entry = std::make_shared<Forward>(
-        d, sequence_desc(d, steps, total, d.features),
-        sequence_desc(d, steps, y_total, d.units));
-  }
-  return entry;
+  return forward_cache().get(
+      Key(d.batch, steps, d.features, d.units, total, own_y ? 0 : total),
+      [&] {
+        return new Forward(d, sequence_desc(d, steps, total, d.features),
+                           sequence_desc(d, steps, y_total, d.units));
+      });
 }
 
 memory wrap(const memory::desc& desc, const void* data) {
@@ -411,6 +447,14 @@ void gemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha
           const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
           float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
+  if (k == 0) {
+    // An empty sum: C = beta * C (BLAS leaves C unread where beta is 0).
+    for (int64_t row = 0; row < m; ++row) {
+      float* c_row = c + row * ldc;
+      for (int64_t col = 0; col < n; ++col) c_row[col] = beta == 0.0f ? 0.0f : beta * c_row[col];
+    }
+    return;
+  }
   dnnl_status_t status = dnnl_sgemm(transa, transb, m, n, k, alpha, a, lda, b,
                                     ldb, beta, c, ldc);
   if (status != dnnl_success) {
@@ -696,6 +740,28 @@ std::string lstm_inference(const Dims& d, const float* x, const float* h0,
                            const float* c0, const Weights& w,
                            const int32_t* lengths, float* y, float* h_last,
                            float* c_last, int threads) {
+  if (d.batch == 0) return "";
+  const size_t state_bytes = static_cast<size_t>(d.batch * d.units) * sizeof(float);
+  if (d.steps == 0) {
+    // No step: the states pass through; with lengths every row is empty,
+    // and an empty row's h is zeros.
+    if (lengths) {
+      std::memset(h_last, 0, state_bytes);
+    } else {
+      std::memcpy(h_last, h0, state_bytes);
+    }
+    std::memcpy(c_last, c0, state_bytes);
+    return "";
+  }
+  if (d.features == 0) {
+    // oneDNN's primitive takes no empty input: one zero feature with a zero
+    // kernel row adds nothing to the gates.
+    std::vector<float> zero_x(static_cast<size_t>(d.batch * d.steps), 0.0f);
+    std::vector<float> zero_kernel(static_cast<size_t>(4 * d.units), 0.0f);
+    return lstm_inference({d.batch, d.steps, 1, d.units}, zero_x.data(), h0,
+                          c0, {zero_kernel.data(), w.recurrent_kernel, w.bias},
+                          lengths, y, h_last, c_last, threads);
+  }
   std::vector<Part> parts = split_rows(d.batch, threads);
   return Workers::get().run(static_cast<int>(parts.size()), [&](int p) {
     const Part& part = parts[p];
@@ -728,9 +794,27 @@ std::string lstm_training(const Dims& d, const float* x, const float* h0,
                           float* h_last, float* c_last, void* workspace,
                           int threads) {
   Layout layout = workspace_layout(d, split_rows(d.batch, threads));
+  char* base = static_cast<char*>(workspace);
+  // The bytes no part writes (the header's rest, each part's alignment) are
+  // zeros: the same inputs give the same workspace, byte for byte.
+  std::memset(base, 0, kHeader);
+  for (size_t p = 0; p < layout.parts.size(); ++p) {
+    const size_t end = layout.offsets[p] +
+                       saved_floats(rows_of(d, layout.parts[p])) * sizeof(float);
+    const size_t next = p + 1 < layout.parts.size() ? layout.offsets[p + 1] : layout.bytes;
+    std::memset(base + end, 0, next - end);
+  }
   auto* header = static_cast<int64_t*>(workspace);
   header[0] = static_cast<int64_t>(layout.parts.size());
-  char* base = static_cast<char*>(workspace);
+  if (d.steps == 0) {
+    // No step: the states pass through.
+    const size_t state_bytes = static_cast<size_t>(d.batch * d.units) * sizeof(float);
+    if (state_bytes) {
+      std::memcpy(h_last, h0, state_bytes);
+      std::memcpy(c_last, c0, state_bytes);
+    }
+    return "";
+  }
   return Workers::get().run(static_cast<int>(layout.parts.size()), [&](int p) {
     const Part& part = layout.parts[p];
     const Dims rows = rows_of(d, part);
@@ -752,6 +836,19 @@ std::string lstm_backward(const Dims& d, const float* x, const float* h0,
   Layout layout = workspace_layout(d, split_rows(d.batch, parts));
   if (static_cast<int>(layout.parts.size()) != parts) {
     return "the workspace does not come from a training pass of this shape";
+  }
+  if (d.steps == 0) {
+    // No step: the gradients reaching the final states reach the initial
+    // ones; nothing reaches the weights.
+    const size_t state_bytes = static_cast<size_t>(d.batch * d.units) * sizeof(float);
+    if (state_bytes) {
+      std::memcpy(dh0, dh_last, state_bytes);
+      std::memcpy(dc0, dc_last, state_bytes);
+    }
+    std::memset(dkernel, 0, static_cast<size_t>(d.features * 4 * d.units) * sizeof(float));
+    std::memset(drecurrent_kernel, 0, static_cast<size_t>(d.units * 4 * d.units) * sizeof(float));
+    std::memset(dbias, 0, static_cast<size_t>(4 * d.units) * sizeof(float));
+    return "";
   }
   // Each part's weight gradients land in a buffer of its own (part 0's in
   // the outputs) and are summed at the end.

@@ -9,6 +9,11 @@
 // steps; rows whose valid steps come first (front-aligned) can have their
 // last output read at their own length.
 //
+// Any of batch, steps and features may be 0: the results are what the
+// equations give (no step: the states pass through, and their gradients;
+// no features: the input adds nothing to the gates). Inference primitives
+// are kept for the 64 shapes used last (least recently used first out).
+//
 // `threads` is how many threads a call may use: its rows are split into
 // that many blocks (of at least 8 rows), each run on one thread. The
 // framework bindings (JAX FFI, TensorFlow op) call these functions; the
