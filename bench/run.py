@@ -482,6 +482,35 @@ def fmt_table(records, peak_cpu):
     return "\n".join(lines)
 
 
+def fmt_backends(records):
+    """fastlstm on PyTorch and on TensorFlow against fastlstm on JAX, case by
+    case: one compiled kernel should cost the same on every backend."""
+    ms = {
+        (r["backend"], r["shape"], r["mode"], r["masked"]): r["ms"]["fastlstm"]
+        for r in records
+        if "error" not in r
+    }
+    cases = sorted(
+        {k[1:] for k in ms if k[0] == "jax"},
+        key=lambda k: (list(SHAPES).index(k[0]), k[1], k[2]),
+    )
+    lines = [
+        "| shape | case | mask | jax ms | torch ms | torch/jax | tensorflow ms | tensorflow/jax |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for shape, mode, masked in cases:
+        jax_ms = ms[("jax", shape, mode, masked)]
+        cells = []
+        for backend in ("torch", "tensorflow"):
+            other = ms.get((backend, shape, mode, masked))
+            cells += ["-", "-"] if other is None else [f"{other:.2f}", f"**{other / jax_ms:.2f}**"]
+        lines.append(
+            f"| {shape} | {mode} | {'left-padded' if masked else 'none'} | "
+            f"{jax_ms:.2f} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
+
+
 def plot(records, path, title):
     import matplotlib
 
@@ -586,6 +615,12 @@ def main():
         + " torch.nn.LSTM is timed in the PyTorch backend's process and shown"
         + " in every backend's row of the same case."
     )
+    if any(r["backend"] == "jax" for r in records):
+        table += (
+            "\n\nfastlstm on each backend against fastlstm on JAX (time ratio; "
+            "the same compiled kernel everywhere, framework overhead apart):\n\n"
+            + fmt_backends(records)
+        )
     print()
     print(header)
     print()

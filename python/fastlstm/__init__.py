@@ -5,6 +5,7 @@
     print(fastlstm.plan(layer, x, mask=mask))
 """
 
+from fastlstm import kernels
 from fastlstm.cell import LSTMCell
 from fastlstm.convert import ConversionReport, convert_model
 from fastlstm.layer import LSTM
@@ -13,27 +14,9 @@ from fastlstm.planner import KERNELS, Plan, Requirement
 __version__ = "0.1.0"
 
 
-def _prepare_backend():
-    import keras
-
-    if keras.config.backend() == "tensorflow":
-        # Graphs saved by model.export() name fastlstm's op: register it on
-        # import, so that tf.saved_model.load() finds it after `import
-        # fastlstm`.
-        from fastlstm.kernels import tensorflow
-
-        tensorflow.register_op()
-    elif keras.config.backend() == "jax":
-        # Before XLA's threads first allocate (see keep_large_buffers);
-        # TensorFlow's allocator already reuses its buffers (measured: 88
-        # page faults a training step at S on TensorFlow, 4,800 on JAX, none
-        # with this).
-        from fastlstm import _compiled
-
-        _compiled.keep_large_buffers()
-
-
-_prepare_backend()
+# Import-time setup of the backend's kernels (registering ops, allocator
+# settings), through the kernel contract.
+kernels.get().setup()
 __all__ = ["LSTM", "LSTMCell", "plan", "Plan", "Requirement", "KERNELS"]
 __all__ += ["convert_model", "ConversionReport"]
 

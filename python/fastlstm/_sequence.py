@@ -1,10 +1,9 @@
-"""Backend-agnostic sequence plumbing around the kernels, in keras.ops.
+"""Sequence plumbing around the kernels, in keras.ops: mask layouts, valid
+spans, rotating rows to the front and back (see `fastlstm.kernels._fused`),
+input dropout and the input projection.
 
-A mask without holes gives every row one valid span `[start, start+length)`.
-Rows are rotated so that each span starts at step 0 (right-padded), a fused
-kernel runs with per-row lengths, and the outputs are put back where Keras's
-generic loop puts them. This is how left-padded batches, which Keras sends to
-its slow loop on every backend, reach cuDNN and the fused CPU kernels.
+A mask without holes gives every row one valid span `[start, start+length)`;
+rotated so that each span starts at step 0, the rows are front-aligned.
 """
 
 import numpy as np
@@ -124,6 +123,25 @@ def restore_outputs(y, starts, lengths, zero_output_for_mask):
     source = ops.clip(ops.minimum(rel, lengths[:, None] - 1), 0, steps - 1)
     out = gather_steps(y, source)
     return ops.where(ops.expand_dims(keep, -1), out, ops.zeros_like(out))
+
+
+def in_processing_order(layout, go_backwards):
+    """The layout of a mask once its steps run reversed (go_backwards):
+    left- and right-padded swap, the others stay."""
+    if not go_backwards:
+        return layout
+    return {LEFT_PADDED: RIGHT_PADDED, RIGHT_PADDED: LEFT_PADDED}.get(layout, layout)
+
+
+def drop_inputs(x, inputs_mask):
+    """Applies Keras's input dropout: `(x, None)` with one mask for every
+    gate applied to `x`, or `(x, masks)` with four per-gate masks, which only
+    a per-gate projection (`project`) can apply."""
+    if inputs_mask is None:
+        return x, None
+    if isinstance(inputs_mask, (list, tuple)):
+        return x, inputs_mask
+    return x * ops.expand_dims(inputs_mask, 1), None
 
 
 def project(x, kernel, bias, gate_dropout_masks=None):

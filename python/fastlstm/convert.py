@@ -192,7 +192,7 @@ def convert_model(model_or_path, verbose=True):
         swapped=tuple(_planned(path, new_layers[path]) for path in swapped),
         skipped=tuple(skipped),
         backend=keras.config.backend(),
-        device=_kernels.get().device(),
+        device=_kernels.get().capabilities().device,
     )
     new_model.fastlstm_report = report
     if verbose:

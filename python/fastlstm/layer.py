@@ -1,10 +1,12 @@
 """fastlstm.LSTM: keras.layers.LSTM with a kernel chosen per call."""
 
+import dataclasses
+
 import keras
 from keras import ops
 from keras import tree
-from keras.src.backend import in_symbolic_scope
 
+from fastlstm import _compat
 from fastlstm import _sequence
 from fastlstm import _validation
 from fastlstm import kernels as _kernels
@@ -20,15 +22,19 @@ class LSTM(keras.layers.LSTM):
     the fastest kernel that gives the reference numbers (Keras's generic
     loop), and `fastlstm.plan()` tells which one and why.
 
-    - `cudnn` on a GPU, on TensorFlow, JAX and PyTorch alike, also for
-      masked batches whose rows are one contiguous span each: right-padded
-      rows go in as sequence lengths, left-padded rows (the default of
-      `pad_sequences()`) are rotated to the front and back.
-    - `native` on a CPU: torch's fused LSTM on PyTorch, oneDNN's LSTM
-      (compiled with fastlstm) on TensorFlow and JAX, with the same
-      handling of masks.
-    - `loop` otherwise: a backend loop with the input projection hoisted out
-      of the recurrence and the gates fused.
+    On a CPU, every backend runs fastlstm's one compiled kernel, its C++ core
+    on oneDNN (a TensorFlow op, an XLA FFI call on JAX, a PyTorch custom op);
+    on a GPU, every backend runs cuDNN.
+
+    - `cudnn` on a GPU, also for masked batches whose rows are one
+      contiguous span each: right-padded rows go in as sequence lengths,
+      left-padded rows (the default of `pad_sequences()`) are rotated to the
+      front and back.
+    - `native` on a CPU, the compiled kernel, with the same handling of
+      masks.
+    - `loop` otherwise (masks with holes, other activations, recurrent
+      dropout, other dtypes): a backend loop with the gates fused and, for
+      tanh / sigmoid, a written-out gradient.
     - `unrolled` with `unroll=True`.
 
     Args: as `keras.layers.LSTM`. Where Keras clips `dropout` and
@@ -200,11 +206,12 @@ class LSTM(keras.layers.LSTM):
     def _decide(self, dtype, mask, training, batch, device=None):
         """The planner's decision from the facts of one call, each taken as
         the kernels will see it: the one place that gathers them."""
-        module = _kernels.get()
+        capabilities = _kernels.get().capabilities()
+        if device is not None:
+            capabilities = dataclasses.replace(capabilities, device=device)
         cell = self.cell
         return planner.decide(
-            backend=keras.config.backend(),
-            device=device or module.device(),
+            capabilities=capabilities,
             activation=planner.activation_name(cell.activation),
             recurrent_activation=planner.activation_name(cell.recurrent_activation),
             use_bias=cell.use_bias,
@@ -216,99 +223,52 @@ class LSTM(keras.layers.LSTM):
             mask=_sequence.mask_layout(mask),
             training=bool(training),
             dtype=dtype,
-            native_status=module.native_status(),
-            native_dtypes=module.NATIVE_DTYPES,
             batch=batch,
-            native_min_batch=module.NATIVE_MIN_BATCH,
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if tree.is_nested(mask):
             mask = mask[0]
-        module = _kernels.get()
         plan = self._decide(
             _validation.dtype_of(sequences), mask, training, sequences.shape[0]
         )
         cell = self.cell
         dtype = sequences.dtype
         h0, c0 = (ops.cast(s, dtype) for s in initial_state)
-        if in_symbolic_scope():
+        if _compat.in_symbolic_scope():
             # Keras asks for shapes only (e.g. its first fit() on PyTorch
             # traces the model on meta tensors): no recurrence to run.
             return self._symbolic_outputs(sequences, h0, c0)
-        kernel = ops.cast(cell.kernel, dtype)
-        recurrent_kernel = ops.cast(cell.recurrent_kernel, dtype)
-        bias = None if cell.bias is None else ops.cast(cell.bias, dtype)
-        dropout_mask = None
-        rec_dropout_mask = None
-        if training and 0.0 < cell.dropout < 1.0:
-            dropout_mask = cell.get_dropout_mask(sequences[:, 0, :])
-        if training and 0.0 < cell.recurrent_dropout < 1.0:
-            rec_dropout_mask = cell.get_recurrent_dropout_mask(h0)
-
+        weights = _kernels.Weights(
+            ops.cast(cell.kernel, dtype),
+            ops.cast(cell.recurrent_kernel, dtype),
+            None if cell.bias is None else ops.cast(cell.bias, dtype),
+        )
+        # Keras's cell draws one input-dropout mask for every step and gate,
+        # or four per-gate masks (implementation 1, with recurrent dropout).
+        dropout = _kernels.Dropout(
+            cell.get_dropout_mask(sequences[:, 0, :])
+            if training and 0.0 < cell.dropout < 1.0 else None,
+            cell.get_recurrent_dropout_mask(h0)
+            if training and 0.0 < cell.recurrent_dropout < 1.0 else None,
+        )
         x = sequences
-        # Keras's cell uses one input-dropout mask for every step and gate, or
-        # four per-gate masks (implementation 1, with recurrent dropout).
-        gate_dropout_masks = None
-        if isinstance(dropout_mask, (list, tuple)):
-            gate_dropout_masks = dropout_mask
-        elif dropout_mask is not None:
-            x = x * ops.expand_dims(dropout_mask, 1)
         if self.go_backwards:
             x = ops.flip(x, axis=1)
             mask = None if mask is None else ops.flip(mask, axis=1)
-
-        def loop():
-            extra = {}
-            if module.PROJECT_IN_LOOP and gate_dropout_masks is None:
-                # The kernel multiplies each step's input inside the loop
-                # (faster there than one large product up front).
-                xp = x
-                extra["input_kernel"] = (kernel, bias)
-            else:
-                xp = _sequence.project(x, kernel, bias, gate_dropout_masks)
-            return module.recurrence(
-                xp,
-                h0,
-                c0,
-                recurrent_kernel,
-                mask,
-                activation=cell.activation,
-                recurrent_activation=cell.recurrent_activation,
-                zero_output_for_mask=self.zero_output_for_mask,
-                return_sequences=self.return_sequences,
-                unroll=plan.kernel == "unrolled",
-                rec_masks=rec_dropout_mask,
-                **extra,
-            )
-
-        def fused():
-            # The plan's kernel, by name: module.cudnn or module.native.
-            return self._fused(
-                getattr(module, plan.kernel), x, h0, c0, kernel, recurrent_kernel,
-                bias, mask, plan.mask,
-            )
-
-        def tensors(kernel_fn):
-            # Both branches of a cond must return tensors of one structure.
-            last, outputs, h, c = kernel_fn()
-            if outputs is None:
-                outputs = ops.expand_dims(last, 1)
-            return last, outputs, h, c
-
-        # The kernel the plan names, and no other (per-gate input dropout,
-        # say, is a fact the planner weighed).
-        if plan.kernel not in planner.FUSED_KERNELS:
-            last, outputs, h, c = tensors(loop)
-        elif plan.mask == _sequence.RUNTIME:
-            # A traced mask: the layout is known inside the graph only.
-            last, outputs, h, c = ops.cond(
-                _sequence.is_contiguous(mask),
-                lambda: tensors(fused),
-                module.untaken_branch(lambda: tensors(loop)),
-            )
-        else:
-            last, outputs, h, c = tensors(fused)
+        options = _kernels.Options(
+            activation=cell.activation,
+            recurrent_activation=cell.recurrent_activation,
+            return_sequences=self.return_sequences,
+            zero_output_for_mask=self.zero_output_for_mask,
+            # The final c is observable only as a returned or carried state.
+            need_cell_state=self.return_state or self.stateful,
+            layout=_sequence.in_processing_order(plan.mask, self.go_backwards),
+        )
+        # The kernel the plan names, and no other.
+        last, outputs, h, c = _kernels.run(plan, x, h0, c0, weights, mask, dropout, options)
+        if outputs is None:
+            outputs = ops.expand_dims(last, 1)
         return last, outputs, [h, c]
 
     def _symbolic_outputs(self, sequences, h0, c0):
@@ -318,41 +278,6 @@ class LSTM(keras.layers.LSTM):
             batch, steps = ops.shape(sequences)[0], ops.shape(sequences)[1]
             outputs = ops.zeros((batch, steps, self.units), sequences.dtype)
         return last, outputs, [h0, c0]
-
-    def _fused(self, run, x, h0, c0, kernel, recurrent_kernel, bias, mask, layout):
-        if layout in (_sequence.NO_MASK, _sequence.ALL_VALID):
-            y, h, c = run(
-                x, h0, c0, kernel, recurrent_kernel, bias, None,
-                need_outputs=self.return_sequences,
-            )
-            return h, (y if self.return_sequences else None), h, c
-        starts, lengths = _sequence.valid_span(mask)
-        # `layout` describes the mask as given; `mask` is in processing order.
-        front_aligned = _sequence.LEFT_PADDED if self.go_backwards else _sequence.RIGHT_PADDED
-        if layout != front_aligned:
-            x = _sequence.rotate_to_front(x, starts)
-        # The final c is observable only as a returned or carried state.
-        need_c = self.return_state or self.stateful
-        y, h, c = run(
-            x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=need_c,
-            need_outputs=self.return_sequences,
-        )
-        nonempty = ops.expand_dims(lengths > 0, 1)
-        h = ops.where(nonempty, h, h0)
-        # A kernel may skip computing a c nobody reads; RNN.call still casts it.
-        c = ops.zeros_like(c0) if c is None else ops.where(nonempty, c, c0)
-        # The last output is the last valid step's, i.e. the final h, or zeros
-        # for an empty row (and for a masked last step with zero outputs).
-        keep_last = nonempty
-        if self.zero_output_for_mask:
-            keep_last = ops.logical_and(keep_last, mask[:, -1:])
-        last = ops.where(keep_last, h, ops.zeros_like(h))
-        outputs = None
-        if self.return_sequences:
-            outputs = _sequence.restore_outputs(
-                y, starts, lengths, self.zero_output_for_mask
-            )
-        return last, outputs, h, c
 
     def get_config(self):
         config = super().get_config()

@@ -17,11 +17,10 @@ FUSED_KERNELS = ("cudnn", "native")
 
 _DESCRIPTIONS = {
     "cudnn": "cuDNN's fused LSTM",
-    "native": "the backend's own fused CPU LSTM",
-    "loop": "an optimised backend loop (input projection hoisted, gates fused)",
+    "native": "fastlstm's compiled CPU kernel",
+    "loop": "an optimised backend loop (gates fused, weight gradients as large products)",
     "unrolled": "the recurrence unrolled step by step (unroll=True)",
 }
-_CUDNN_DTYPES = ("float16", "float32", "float64")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +74,12 @@ class Plan:
     __repr__ = __str__
 
 
+def _one_of(names):
+    """'float32', 'float16 or float32', 'float16, float32 or float64'."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
 def activation_name(fn):
     """'tanh', 'sigmoid', ... for Keras activations; the function's name else."""
     if fn is None:
@@ -87,8 +92,7 @@ def activation_name(fn):
 
 def decide(
     *,
-    backend,
-    device,
+    capabilities,
     activation,
     recurrent_activation,
     use_bias,
@@ -100,10 +104,7 @@ def decide(
     mask,
     training,
     dtype,
-    native_status,
-    native_dtypes,
     batch=None,
-    native_min_batch=1,
 ):
     """Chooses the kernel. Pure: the same facts always give the same plan.
 
@@ -111,8 +112,10 @@ def decide(
     layer runs the kernel the plan names: nothing else overrides it.
 
     Args:
-        backend: "tensorflow", "jax" or "torch".
-        device: "cpu" or "gpu".
+        capabilities: the backend's `fastlstm.kernels.Capabilities`: its
+            name, the device, whether the compiled kernel can run here (and
+            if not, why), the dtypes of the fused kernels and the fewest
+            rows for which the compiled kernel beats the backend's loop.
         activation, recurrent_activation: activation names.
         use_bias, unroll: the layer's flags.
         dropout, recurrent_dropout: the cell's rates.
@@ -122,13 +125,7 @@ def decide(
         mask: the mask layout (see `fastlstm._sequence`).
         training: whether the call is in training mode.
         dtype: the dtype the call computes in.
-        native_status: `(loaded, why_not)`: whether the backend's fused CPU
-            LSTM can run in this process, and if not, why (the loader's
-            error).
-        native_dtypes: the dtypes the backend's fused CPU LSTM computes in.
         batch: the call's number of rows, or None where unknown.
-        native_min_batch: the fewest rows for which the fused CPU LSTM is
-            faster than the backend's loop (measured; 1 where it always is).
 
     Returns:
         A `Plan`.
@@ -137,6 +134,8 @@ def decide(
         ValueError: `use_cudnn=True` and cuDNN cannot run; the message names
             each unmet requirement.
     """
+    caps = capabilities
+    backend, device = caps.backend, caps.device
     no_holes = mask in _sequence.CONTIGUOUS_LAYOUTS or mask == _sequence.RUNTIME
     rec_dropout_off = not (training and recurrent_dropout)
     gate_dropout_off = not (training and dropout and implementation == 1)
@@ -169,16 +168,24 @@ def decide(
             + ("; a mask with holes falls back to loop" if mask == _sequence.RUNTIME else ""),
             no_holes,
         ),
-        (f"the dtype is float16, float32 or float64 (found {dtype})", dtype in _CUDNN_DTYPES),
+        (
+            f"the dtype is {_one_of(caps.cudnn_dtypes)} (found {dtype})",
+            dtype in caps.cudnn_dtypes,
+        ),
     ]
-    loaded, why_not = native_status
     native = [
         (
-            f"the {backend} backend's fused CPU LSTM is loaded"
-            + ("" if loaded else f" (not loaded: {why_not})"),
-            bool(loaded),
+            "fastlstm's compiled kernel is loaded"
+            + ("" if caps.native else f" (not loaded: {caps.native_why})"),
+            bool(caps.native),
         ),
         (f"the device is a CPU (found {device})", device == "cpu"),
+        (
+            "the call is not traced for export (an artifact that runs "
+            "without fastlstm cannot carry its compiled kernel)"
+            + (f" (found: traced by {caps.exporting})" if caps.exporting else ""),
+            not caps.exporting,
+        ),
     ]
     native += shared
     native += [
@@ -188,15 +195,17 @@ def decide(
             no_holes,
         ),
         (
-            f"the dtype is {' or '.join(native_dtypes)} (found {dtype})",
-            dtype in native_dtypes,
+            f"the dtype is {_one_of(caps.native_dtypes)} (found {dtype})",
+            dtype in caps.native_dtypes,
         ),
     ]
-    if native_min_batch > 1:
+    if caps.native_min_batch > 1:
         native.append((
-            f"the batch has at least {native_min_batch} rows (found {batch}); "
+            f"the batch has at least {caps.native_min_batch} rows (found {batch}); "
             f"with fewer, {backend}'s own loop is faster",
-            batch is None or batch >= native_min_batch,
+            # A symbolic batch (an export for any batch size) is not
+            # compared with a number.
+            not isinstance(batch, int) or batch >= caps.native_min_batch,
         ))
     reasons = tuple(Requirement("cudnn", t, h) for t, h in cudnn) + tuple(
         Requirement("native", t, h) for t, h in native
@@ -212,13 +221,13 @@ def decide(
     if cudnn_ok and use_cudnn in ("auto", True):
         kernel, why = "cudnn", "every cuDNN requirement holds"
     elif all(h for _, h in native):
-        kernel, why = "native", "every requirement of the fused CPU LSTM holds"
+        kernel, why = "native", "every requirement of the compiled kernel holds"
     elif unroll:
         kernel, why = "unrolled", "unroll=True asks for an unrolled recurrence"
     else:
         kernel = "loop"
         if use_cudnn is False:
-            why = "use_cudnn=False and no fused CPU kernel applies"
+            why = "use_cudnn=False and the compiled kernel does not apply"
         else:
             why = "no fused kernel applies: see the unmet requirements above"
     return Plan(kernel, backend, device, mask, reasons, why)

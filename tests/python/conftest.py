@@ -27,9 +27,9 @@ def pytest_configure(config):
 # Modules that only one backend's engine can run: each backend collects its
 # own (no skipped tests for the others).
 BACKEND_ONLY = {
-    "test_native.py": ("tensorflow", "jax"),
     "test_native_tensorflow.py": ("tensorflow",),
     "test_native_jax.py": ("jax",),
+    "test_native_torch.py": ("torch",),
 }
 collect_ignore = [
     name

@@ -144,41 +144,51 @@ def assert_all_close(actual, expected, atol=ATOL, what="output"):
         np.testing.assert_allclose(a, e, atol=atol, rtol=1e-4, err_msg=f"{what} {i}")
 
 
-def fused_stand_in(recurrence):
-    """cuDNN's contract (front-aligned rows, outputs past a row's length are
-    zeros) computed by the loop, so that the cuDNN branch runs on a CPU. It
-    proves the dispatch and the plumbing around the kernel, not cuDNN."""
+def fused_stand_in(module):
+    """cuDNN's part of the contract (front-aligned rows with their lengths,
+    outputs past a row's length zeros) computed by the backend's loop, made
+    a kernel as cuDNN is, so that the cuDNN branch runs on a CPU. It proves
+    the dispatch and the plumbing around the kernel, not cuDNN."""
     from keras import activations
 
-    from fastlstm import _sequence
+    from fastlstm import _sequence, equations
+    from fastlstm.kernels import Dropout, Options, _fused, contract
 
-    def fused(
-        x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True,
-        need_outputs=True,
-    ):
-        xp = _sequence.project(x, kernel, bias, None)
+    loop = module.KERNELS["loop"]
+
+    def stand_in(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
         mask = None
         if lengths is not None:
-            mask = ops.arange(ops.shape(x)[1], dtype="int32")[None, :] < lengths[:, None]
-        _, y, h, c = recurrence(
-            xp, h0, c0, recurrent_kernel, mask,
+            mask = equations.lengths_to_mask(lengths, ops.shape(x)[1])
+        options = Options(
             activation=activations.tanh, recurrent_activation=activations.sigmoid,
-            zero_output_for_mask=True, return_sequences=True, unroll=False,
+            return_sequences=True, zero_output_for_mask=True, need_cell_state=True,
+            layout=_sequence.RIGHT_PADDED if mask is not None else _sequence.NO_MASK,
         )
+        _, y, h, c = loop(x, h0, c0, weights, mask, Dropout(), options)
         return y, h, c
 
-    return fused
+    return contract(_fused.front_aligned_kernel(stand_in))
 
 
 def instrument_kernels(monkeypatch, device="here"):
-    """Records which kernel function each call runs: "cudnn", "native", or
-    "loop" or "unrolled" (the recurrence). With device="gpu" the backend
-    reports a GPU and cuDNN is stood in for by the loop."""
+    """Records which kernel each call runs: "cudnn", "native", "loop" or
+    "unrolled". With device="gpu" the backend reports a GPU and cuDNN is
+    stood in for by the loop."""
+    import dataclasses
+
     from fastlstm import kernels
 
     module = kernels.get()
     calls = []
-    real_recurrence = module.recurrence
+    table = dict(module.KERNELS)
+    if device == "gpu":
+        table["cudnn"] = fused_stand_in(module)
+        real_capabilities = module.capabilities
+        monkeypatch.setattr(
+            module, "capabilities",
+            lambda: dataclasses.replace(real_capabilities(), device="gpu"),
+        )
 
     def recording(name, run):
         def kernel(*args, **kwargs):
@@ -187,15 +197,6 @@ def instrument_kernels(monkeypatch, device="here"):
 
         return kernel
 
-    cudnn = fused_stand_in(real_recurrence) if device == "gpu" else module.cudnn
-    if device == "gpu":
-        monkeypatch.setattr(module, "device", lambda: "gpu")
-    monkeypatch.setattr(module, "cudnn", recording("cudnn", cudnn))
-    monkeypatch.setattr(module, "native", recording("native", module.native))
-
-    def recurrence(*args, unroll, **kwargs):
-        calls.append("unrolled" if unroll else "loop")
-        return real_recurrence(*args, unroll=unroll, **kwargs)
-
-    monkeypatch.setattr(module, "recurrence", recurrence)
+    for name, run in table.items():
+        monkeypatch.setitem(module.KERNELS, name, recording(name, run))
     return calls

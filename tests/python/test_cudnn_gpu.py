@@ -15,7 +15,7 @@ from helpers import assert_all_close, build_pair, forward, grads, make_mask, pai
 from test_equivalence import B, T, U, inputs
 
 pytestmark = pytest.mark.skipif(
-    kernels.get().device() != "gpu", reason="needs a CUDA GPU"
+    kernels.get().capabilities().device != "gpu", reason="needs a CUDA GPU"
 )
 
 

@@ -1,8 +1,9 @@
 """Scale-out through the engines' own distribution, on two CPU devices.
 
 No home-made parallelism: a model with fastlstm trains under
-tf.distribute.MirroredStrategy (TensorFlow) and keras.distribution.DataParallel
-(JAX) with the same result as on one device. conftest.py splits the CPU.
+tf.distribute.MirroredStrategy (TensorFlow), keras.distribution.DataParallel
+(JAX) and PyTorch's DistributedDataParallel (two processes) with the same
+result as on one device. conftest.py splits the CPU.
 """
 
 import keras
@@ -12,7 +13,7 @@ import fastlstm
 from helpers import BACKEND
 
 # Each backend gets the test of its own engine (Keras has no multi-device
-# distribution API on the PyTorch backend, so there is none for it).
+# distribution API on the PyTorch backend: there, PyTorch's own DDP).
 
 
 def data():
@@ -77,6 +78,77 @@ def data_parallel_on_two_cpu_devices():
     assert_same_training(distributed, single)
 
 
+DDP_WORKER = r"""
+import sys
+import numpy as np
+import torch
+import torch.distributed as dist
+import keras
+import fastlstm
+sys.path.insert(0, sys.argv[4])
+from test_distribution import build, data
+
+rank, port, folder = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+dist.init_process_group(
+    "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2
+)
+model = build(list(np.load(folder + "/initial.npz").values()))
+x, y = data()
+rows = slice(rank * 8, rank * 8 + 8)  # each process its half of the batch
+x, y = torch.tensor(x[rows]), torch.tensor(y[rows])
+assert fastlstm.plan(model.layers[2], x, mask=(x != 0).any(-1), training=True).kernel == "native"
+ddp = torch.nn.parallel.DistributedDataParallel(model)
+loss = torch.mean((ddp(x, training=True) - y) ** 2)
+loss.backward()
+np.savez(
+    f"{folder}/grads{rank}.npz",
+    *[v.value.grad.numpy() for v in model.trainable_variables],
+)
+dist.destroy_process_group()
+"""
+
+
+def distributed_data_parallel_in_two_processes(tmp_path):
+    """DDP averages the gradients of the processes' halves of a batch: the
+    compiled kernel's gradients in each process, all-reduced by DDP's hooks,
+    are the gradient of the whole batch in one process."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import torch
+
+    initial = build().get_weights()
+    np.savez(tmp_path / "initial.npz", *initial)
+    model = build(initial)
+    x, y = (torch.tensor(a) for a in data())
+    torch.mean((model(x, training=True) - y) ** 2).backward()
+    whole = [v.value.grad.numpy() for v in model.trainable_variables]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, KERAS_BACKEND="torch", OMP_NUM_THREADS="1")
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", DDP_WORKER, str(rank), port, str(tmp_path), here],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for rank in (0, 1)
+    ]
+    for w in workers:
+        _, err = w.communicate(timeout=600)
+        assert w.returncode == 0, err[-3000:]
+    per_rank = [list(np.load(tmp_path / f"grads{r}.npz").values()) for r in (0, 1)]
+    for a, b, want in zip(*per_rank, whole):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, want, atol=1e-5)
+    assert any(np.abs(g).max() > 0 for g in whole)
+
+
+if BACKEND == "torch":
+    test_distributed_data_parallel_in_two_processes = distributed_data_parallel_in_two_processes
 if BACKEND == "tensorflow":
     test_mirrored_strategy_on_two_cpu_devices = mirrored_strategy_on_two_cpu_devices
 if BACKEND == "jax":

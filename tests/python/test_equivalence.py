@@ -55,7 +55,7 @@ def test_forward_and_gradients_match_keras(
     init = states if with_state else None
     planned = fastlstm.plan(layer, x, mask=mask).kernel
     # On a CPU every backend's fused kernel runs, but for masks with holes.
-    if kernels.get().device() == "cpu":
+    if kernels.get().capabilities().device == "cpu":
         assert planned == ("loop" if mask_kind == "holes" else "native")
     ran = instrument_kernels(monkeypatch)
     out = forward(layer, x, mask, init)
@@ -212,7 +212,7 @@ def test_inside_a_compiled_model_matches_keras(padding):
         out = keras.layers.Dense(1)(lstm(keras.layers.Masking(0.0)(inp)))
         models.append(keras.Model(inp, out))
     models[1].set_weights(models[0].get_weights())
-    if kernels.get().device() == "cpu":
+    if kernels.get().capabilities().device == "cpu":
         # Inside the compiled graph the mask is traced: a cond on its layout
         # picks this kernel for rows without holes.
         expected = "loop" if padding == "holes" else "native"

@@ -10,7 +10,7 @@ from keras import activations, ops
 
 import fastlstm
 from fastlstm import _sequence, kernels
-from helpers import build_pair, forward, fused_stand_in, make_mask, pair, to_numpy
+from helpers import build_pair, forward, instrument_kernels, make_mask, pair, to_numpy
 
 MODULE = kernels.get()
 B, T, F, U = 3, 6, 2, 4
@@ -25,53 +25,50 @@ def setup(mask_kind):
     return x, h0, c0, layer, ref, make_mask(mask_kind, B, T, seed=2)
 
 
-@pytest.mark.parametrize("mask_kind", ["none", "right", "left", "holes", "empty"])
-@pytest.mark.parametrize("unroll", [False, True])
-def test_recurrence_kernel(mask_kind, unroll):
-    x, h0, c0, layer, ref, mask = setup(mask_kind)
+def call_kernel(name, layer, x, h0, c0, mask, need_cell_state=True):
     cell = layer.cell
-    xp = _sequence.project(ops.convert_to_tensor(x), cell.kernel, cell.bias, None)
-    last, outputs, h, c = MODULE.recurrence(
-        xp, ops.convert_to_tensor(h0), ops.convert_to_tensor(c0),
-        ops.convert_to_tensor(cell.recurrent_kernel),
-        None if mask is None else ops.convert_to_tensor(mask),
+    tensor = ops.convert_to_tensor
+    options = kernels.Options(
         activation=activations.tanh, recurrent_activation=activations.sigmoid,
-        zero_output_for_mask=False, return_sequences=True, unroll=unroll,
+        return_sequences=True, zero_output_for_mask=False,
+        need_cell_state=need_cell_state, layout=_sequence.mask_layout(mask),
     )
-    expected = forward(ref, x, mask, [h0, c0])
-    for got, want in zip([outputs, h, c], expected):
-        np.testing.assert_allclose(to_numpy(got), want, atol=2e-5)
-    np.testing.assert_allclose(to_numpy(last), expected[0][:, -1], atol=2e-5)
+    weights = kernels.Weights(tensor(cell.kernel), tensor(cell.recurrent_kernel), tensor(cell.bias))
+    return MODULE.KERNELS[name](
+        tensor(x), tensor(h0), tensor(c0), weights,
+        None if mask is None else tensor(mask), kernels.Dropout(), options,
+    )
 
 
-@pytest.mark.parametrize("mask_kind", ["none", "right", "left", "empty"])
-@pytest.mark.parametrize("need_cell_state", [True, False])
-def test_native_kernel_on_front_aligned_rows(mask_kind, need_cell_state):
+# The kernels that run on a CPU (make test builds the compiled kernel:
+# test_kernel_contract.py asserts it loads), each with the masks it takes.
+HERE = ["loop", "unrolled", "native"]
+CASES = [
+    (name, mask_kind)
+    for name in HERE
+    for mask_kind in ["none", "right", "left", "holes", "empty"]
+    if not (name in kernels.FUSED and mask_kind == "holes")
+]
+
+
+@pytest.mark.parametrize("name,mask_kind", CASES)
+def test_each_kernel_called_directly_matches_keras(name, mask_kind):
     x, h0, c0, layer, ref, mask = setup(mask_kind)
-    cell = layer.cell
-    xt = ops.convert_to_tensor(x)
-    lengths = None
-    starts = ops.zeros((B,), "int32")
-    if mask is not None:
-        starts, lengths = _sequence.valid_span(ops.convert_to_tensor(mask))
-        xt = _sequence.rotate_to_front(xt, starts)
-    y, h, c = MODULE.native(
-        xt, ops.convert_to_tensor(h0), ops.convert_to_tensor(c0),
-        ops.convert_to_tensor(cell.kernel), ops.convert_to_tensor(cell.recurrent_kernel),
-        ops.convert_to_tensor(cell.bias), lengths, need_cell_state=need_cell_state,
-    )
+    result = call_kernel(name, layer, x, h0, c0, mask)
+    assert isinstance(result, kernels.Result)
     expected = forward(ref, x, mask, [h0, c0])
-    if mask is None:
-        np.testing.assert_allclose(to_numpy(y), expected[0], atol=2e-5)
-    else:
-        restored = _sequence.restore_outputs(y, starts, lengths, False)
-        np.testing.assert_allclose(to_numpy(restored), expected[0], atol=2e-5)
-        nonempty = mask.any(axis=1)
-        np.testing.assert_allclose(to_numpy(h)[nonempty], expected[1][nonempty], atol=2e-5)
-        if c is not None:
-            np.testing.assert_allclose(to_numpy(c)[nonempty], expected[2][nonempty], atol=2e-5)
-        else:
-            assert not need_cell_state
+    for got, want in zip([result.outputs, result.h, result.c], expected):
+        np.testing.assert_allclose(to_numpy(got), want, atol=2e-5)
+    np.testing.assert_allclose(to_numpy(result.last), expected[0][:, -1], atol=2e-5)
+
+
+@pytest.mark.parametrize("mask_kind", ["right", "left", "empty"])
+def test_native_kernel_may_skip_a_cell_state_nobody_reads(mask_kind):
+    x, h0, c0, layer, ref, mask = setup(mask_kind)
+    result = call_kernel("native", layer, x, h0, c0, mask, need_cell_state=False)
+    expected = forward(ref, x, mask, [h0, c0])
+    np.testing.assert_allclose(to_numpy(result.outputs), expected[0], atol=2e-5)
+    np.testing.assert_allclose(to_numpy(result.h), expected[1], atol=2e-5)
 
 
 def test_rotation_round_trip():
@@ -93,8 +90,7 @@ def test_cudnn_path_plumbing_in_a_compiled_model(monkeypatch, go_backwards):
     loop with a cond in the graph. Left-padded rows take the fused branch."""
     import keras
 
-    monkeypatch.setattr(MODULE, "device", lambda: "gpu")
-    monkeypatch.setattr(MODULE, "cudnn", fused_stand_in(MODULE.recurrence))
+    instrument_kernels(monkeypatch, "gpu")
     rng = np.random.default_rng(3)
     x = rng.standard_normal((B, T, F)).astype("float32")
     mask = make_mask("left", B, T, seed=4)

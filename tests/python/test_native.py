@@ -1,8 +1,7 @@
-"""The compiled native kernel (oneDNN's LSTM) on TensorFlow and JAX: what
-surrounds it. Its numbers and gradients are in test_equivalence.py and
-test_kernels.py, which run it wherever the plan says `native`. PyTorch's
-native kernel is torch's own, so conftest.py collects this module, and the
-backend's own test_native_<backend>.py, on TensorFlow and JAX only."""
+"""The compiled kernel (fastlstm's C++ core on oneDNN), on every backend:
+what surrounds it. Its numbers and gradients are in test_equivalence.py and
+test_kernels.py, which run it wherever the plan says `native`; each
+backend's own binding has test_native_<backend>.py."""
 
 import os
 
@@ -10,7 +9,8 @@ import numpy as np
 import pytest
 
 import fastlstm
-from fastlstm import _compiled
+from fastlstm import kernels
+from fastlstm.kernels import _compiled
 from helpers import BACKEND, pair, to_numpy
 from native_helpers import padded_data
 
@@ -30,11 +30,17 @@ def test_disabled_kernel_falls_back_to_the_loop_and_the_plan_says_why(monkeypatc
     np.testing.assert_allclose(got, to_numpy(ref(x, mask=mask)), atol=2e-5)
 
 
-def test_kernel_threads_follow_the_settings(monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert _compiled.threads(BACKEND) == len(os.sched_getaffinity(0))
+def test_kernel_threads_follow_omp_num_threads_then_the_backends_setting(monkeypatch):
+    module = kernels.get()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert _compiled.threads(BACKEND) == 1
+    assert module._threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    if BACKEND == "torch":
+        import torch
+
+        assert module._threads() == torch.get_num_threads()
+    else:  # neither sets intra-op threads here: every core this process has
+        assert module._threads() == len(os.sched_getaffinity(0))
 
 
 @pytest.mark.parametrize("return_sequences", [False, True])

@@ -3,20 +3,38 @@
 import keras
 import numpy as np
 
-from fastlstm import _compiled, kernels
+from fastlstm import kernels
+from fastlstm.kernels import _compiled
 
 
 def test_jax_kernel_threads_follow_xla_flags(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("XLA_FLAGS", "--intra_op_parallelism_threads=1")
-    assert _compiled.threads("jax") == 1
+    assert kernels.get()._threads() == 1
+
+
+def _call(name, x, h0, c0, w, r, bias, lengths):
+    """`(outputs, h, c)` of a kernel on rows front-aligned to `lengths`."""
+    from keras import activations
+
+    from fastlstm import _sequence, equations
+
+    mask = None if lengths is None else equations.lengths_to_mask(lengths, x.shape[1])
+    options = kernels.Options(
+        activation=activations.tanh, recurrent_activation=activations.sigmoid,
+        return_sequences=True, zero_output_for_mask=True, need_cell_state=True,
+        layout=_sequence.NO_MASK if mask is None else _sequence.RIGHT_PADDED,
+    )
+    result = kernels.get().KERNELS[name](
+        x, h0, c0, kernels.Weights(w, r, bias), mask, kernels.Dropout(), options
+    )
+    return result.outputs, result.h, result.c
 
 
 def test_jax_native_kernel_under_jit_grad_and_vmap():
     import jax
     import jax.numpy as jnp
 
-    module = kernels.get()
     rng = np.random.default_rng(1)
     b, t, f, u = 3, 5, 2, 4
     x, h0, c0 = (jnp.asarray(rng.standard_normal(s), "float32") for s in ((b, t, f), (b, u), (b, u)))
@@ -25,30 +43,21 @@ def test_jax_native_kernel_under_jit_grad_and_vmap():
     bias = jnp.asarray(rng.standard_normal((4 * u,)), "float32")
     lengths = jnp.array([5, 2, 1])
 
-    def loss(fn, *args):
-        y, h, c = fn(*args, lengths)
+    def loss(name, *args):
+        y, h, c = _call(name, *args, lengths)
         return jnp.sum(y * jnp.cos(y)) + jnp.sum(h) + jnp.sum(c * 0.5)
 
-    def loop(x, h0, c0, w, r, bias, lengths):
-        mask = jnp.arange(t)[None, :] < lengths[:, None]
-        _, y, h, c = module.recurrence(
-            x @ w + bias, h0, c0, r, mask, activation=keras.activations.tanh,
-            recurrent_activation=keras.activations.sigmoid,
-            zero_output_for_mask=True, return_sequences=True, unroll=False,
-        )
-        return y, h, c
-
     args = (x, h0, c0, w, r, bias)
-    got = jax.jit(jax.grad(lambda *a: loss(module.native, *a), argnums=range(6)))(*args)
-    want = jax.grad(lambda *a: loss(loop, *a), argnums=range(6))(*args)
+    got = jax.jit(jax.grad(lambda *a: loss("native", *a), argnums=range(6)))(*args)
+    want = jax.grad(lambda *a: loss("loop", *a), argnums=range(6))(*args)
     for g, e in zip(got, want):
         np.testing.assert_allclose(np.asarray(g), np.asarray(e), atol=1e-5)
-    batched = jax.vmap(lambda x: module.native(x, h0, c0, w, r, bias, None)[0])(
+    batched = jax.vmap(lambda x: _call("native", x, h0, c0, w, r, bias, None)[0])(
         jnp.stack([x, x + 1.0])
     )
     np.testing.assert_allclose(
         np.asarray(batched[1]),
-        np.asarray(module.native(x + 1.0, h0, c0, w, r, bias, None)[0]),
+        np.asarray(_call("native", x + 1.0, h0, c0, w, r, bias, None)[0]),
         atol=1e-6,
     )
 
@@ -61,7 +70,6 @@ def test_data_parallel_runs_each_devices_rows_on_that_device():
     import jax.numpy as jnp
     from jax.sharding import NamedSharding, PartitionSpec
 
-    module = kernels.get()
     devices = jax.devices("cpu")
     assert len(devices) == 2
     rng = np.random.default_rng(2)
@@ -75,7 +83,7 @@ def test_data_parallel_runs_each_devices_rows_on_that_device():
 
     def grad_of_weights(x, h0, lengths):
         def loss(w):
-            y, h, c = module.native(x, h0, h0, w, r, bias, lengths)
+            y, h, c = _call("native", x, h0, h0, w, r, bias, lengths)
             return jnp.sum(y) + jnp.sum(c * h)
 
         return jax.jit(jax.grad(loss))
@@ -117,7 +125,10 @@ for _ in range(6):
     model.train_on_batch(x, y)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 # The fewest of a step: some steps may still map afresh (see below).
-print(min(faults), module._workspace_bytes(batch, steps, features, units) // 4096)
+size = module._compiled.workspace_bytes(
+    module._register_targets(), batch, steps, features, units, module._threads()
+)
+print(min(faults), size // 4096)
 """
 
 
@@ -157,12 +168,9 @@ def test_long_inference_is_split_into_chunks():
     from fastlstm.kernels import jax as module
 
     library = module._register_targets()
-    library.fastlstm_inference_chunk_steps.restype = ctypes.c_int64
     error = ctypes.create_string_buffer(256)
     for outputs in (0, 1):
         steps = library.fastlstm_inference_chunk_steps(
-            ctypes.c_int64(64), ctypes.c_int64(600), ctypes.c_int64(4),
-            ctypes.c_int64(256), ctypes.c_int32(outputs), error,
-            ctypes.c_size_t(len(error)),
+            64, 600, 4, 256, outputs, error, len(error)
         )
         assert 1 <= steps < 600, (steps, error.value)

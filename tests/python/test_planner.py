@@ -1,5 +1,7 @@
 """The planner: a pure choice of kernel, with every requirement recorded."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -10,8 +12,6 @@ from fastlstm import _sequence as seq
 from helpers import BACKEND, make_mask
 
 FACTS = dict(
-    backend="torch",
-    device="cpu",
     activation="tanh",
     recurrent_activation="sigmoid",
     use_bias=True,
@@ -23,13 +23,21 @@ FACTS = dict(
     mask=seq.NO_MASK,
     training=False,
     dtype="float32",
-    native_status=(True, ""),
-    native_dtypes=("float32", "float64"),
+)
+CAPABILITIES = kernels.Capabilities(
+    backend="torch", device="cpu", native=True, native_why="",
+    native_dtypes=("float32",),
 )
 
 
-def decide(**changes):
-    return planner.decide(**dict(FACTS, **changes))
+def decide(native_status=None, **changes):
+    """The planner's choice with FACTS and CAPABILITIES, changed by keyword
+    (a field of either; `native_status=(loaded, why)`)."""
+    caps = {k: changes.pop(k) for k in list(changes) if hasattr(CAPABILITIES, k)}
+    if native_status is not None:
+        caps["native"], caps["native_why"] = native_status
+    capabilities = dataclasses.replace(CAPABILITIES, **caps)
+    return planner.decide(capabilities=capabilities, **dict(FACTS, **changes))
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
@@ -55,7 +63,7 @@ def test_native_needs_its_library_loaded_and_says_why_not():
     plan = decide(backend="jax", native_status=(False, "oneDNN is not installed"))
     assert plan.kernel == "loop"
     assert [r.text for r in plan.unmet("native")] == [
-        "the jax backend's fused CPU LSTM is loaded (not loaded: oneDNN is not installed)"
+        "fastlstm's compiled kernel is loaded (not loaded: oneDNN is not installed)"
     ]
 
 
@@ -139,7 +147,7 @@ def test_plan_is_pure():
 
 def test_plan_prints_the_kernel_and_each_requirement():
     text = str(decide(mask=seq.LEFT_PADDED))
-    assert text.splitlines()[0] == "fastlstm plan: native (the backend's own fused CPU LSTM)"
+    assert text.splitlines()[0] == "fastlstm plan: native (fastlstm's compiled CPU kernel)"
     assert "mask left-padded" in text
     assert "[ ] the device is a GPU (found cpu)" in text
     assert "[x] activation is tanh (found tanh)" in text
@@ -163,7 +171,7 @@ def test_public_plan_for_a_real_layer_on_this_backend():
     x = np.zeros((8, 5, 3), "float32")
     mask = make_mask("left", 8, 5)
     here = fastlstm.plan(layer, x, mask=mask)
-    assert here.backend == BACKEND and here.device == kernels.get().device()
+    assert here.backend == BACKEND and here.device == kernels.get().capabilities().device
     assert here.mask == seq.LEFT_PADDED
     assert here.kernel == ("cudnn" if here.device == "gpu" else "native")
     assert fastlstm.plan(layer, x, mask=mask, device="gpu").kernel == "cudnn"
@@ -212,7 +220,7 @@ def test_public_plan_takes_the_masks_a_call_takes():
 
 def test_use_cudnn_true_on_a_cpu_raises_when_called():
     layer = fastlstm.LSTM(4, use_cudnn=True)
-    if kernels.get().device() == "gpu":
+    if kernels.get().capabilities().device == "gpu":
         pytest.skip("needs a machine without a GPU")
     with pytest.raises(ValueError, match=r"use_cudnn=True.*the device is a GPU \(found cpu\)"):
         layer(np.zeros((2, 5, 3), "float32"))
@@ -231,7 +239,7 @@ def test_native_needs_the_backends_fewest_rows():
 
 def test_public_plan_follows_this_backends_fewest_rows():
     layer = fastlstm.LSTM(4)
-    least = kernels.get().NATIVE_MIN_BATCH
+    least = kernels.get().capabilities().native_min_batch
     x = np.zeros((least, 5, 3), "float32")
     assert fastlstm.plan(layer, x, device="cpu").kernel == "native"
     if least > 1:  # JAX: XLA's loop is faster on fewer rows

@@ -1,91 +1,227 @@
-"""Kernels, one module per Keras backend.
+"""Kernels: one contract, one module per Keras backend.
 
-Every backend module follows `KernelModule`, so the layer calls one of its
-functions by the name the planner chose and never branches on the backend.
-`tests/python/test_kernel_contract.py` checks each module against it; a new
-backend (or kernel) starts from this protocol, not from the closest module.
+On a CPU, every backend runs fastlstm's one compiled kernel, its C++ core on
+oneDNN (a TensorFlow op, an XLA FFI call on JAX, a PyTorch custom op); on a
+GPU, every backend runs cuDNN. (`SUMMARY` below is that sentence; the README,
+the R help and both package descriptions repeat it.)
+
+The contract. Every kernel is a `Kernel`: it is called with the inputs in
+processing order (unprojected: each kernel decides for itself whether to
+hoist the input product), the initial states, the `Weights`, the mask (or
+None), the `Dropout` masks and the call's `Options`, and returns a `Result`
+with Keras's generic semantics (`fastlstm.equations`). A backend module
+(`Backend`) has the same sections in the same order:
+
+1. capabilities: `capabilities()`, `setup()`, `untaken_branch()`;
+2. loop: the recurrence for any activation and dropout (`loop`, `unrolled`);
+3. loop with written-out gradient: the standard LSTM, its gradient by hand;
+4. cuDNN: `cudnn`;
+5. native binding: `native`, the compiled kernel;
+
+and ends with `KERNELS`, the planner's kernel names mapped to its kernels.
+`run()` is how the layer calls the kernel a plan names; nothing outside this
+package names a backend.
+
+Glossary. *Front-aligned* rows are rows whose valid steps come first: each
+row's valid span starts at step 0 and runs for its *length*. The fused
+kernels (cudnn, native) take front-aligned rows with their lengths;
+`fastlstm.kernels._fused` rotates other rows to the front and back. A mask's
+*layout* (right-padded, left-padded, ...; `fastlstm._sequence`) describes
+the mask as the user gave it.
 """
 
+import dataclasses
 import importlib
 import typing
 
 import keras
+from keras import ops
+
+from fastlstm import _sequence
+
+SUMMARY = (
+    "On a CPU, every backend runs fastlstm's one compiled kernel, its C++ core "
+    "on oneDNN (a TensorFlow op, an XLA FFI call on JAX, a PyTorch custom op); "
+    "on a GPU, every backend runs cuDNN."
+)
+BACKENDS = ("tensorflow", "jax", "torch")
+# The planner's kernels that run a backend's fused LSTM on front-aligned rows.
+FUSED = ("cudnn", "native")
 
 
-class FusedKernel(typing.Protocol):
-    def __call__(
-        self, x, h0, c0, kernel, recurrent_kernel, bias, lengths,
-        need_cell_state=True, need_outputs=True,
-    ):
-        """One LSTM over rows front-aligned to `lengths`.
+class Weights(typing.NamedTuple):
+    """The layer's weights, in Keras's layout and gate order (i, f, c, o)."""
 
-        `x` is `(batch, time, features)` in processing order, rows rotated so
-        that each valid span starts at step 0; `lengths` is `(batch,)` or None
-        (every step valid); `bias` may be None. Returns `(outputs, h, c)`:
-        outputs `(batch, time, units)`, zeros past a row's length; h and c
-        the state after each row's last valid step (any value for an empty
-        row: the layer puts the initial state there). With
-        `need_cell_state=False` nobody reads c, with `need_outputs=False`
-        nobody reads the outputs, and either may be None.
+    kernel: typing.Any  # (features, 4 * units)
+    recurrent_kernel: typing.Any  # (units, 4 * units)
+    bias: typing.Any = None  # (4 * units,), or None without use_bias
+
+
+class Dropout(typing.NamedTuple):
+    """Keras's dropout masks for one call, or None where there are none.
+
+    `inputs` is one `(batch, features)` mask for every gate, or four (one
+    per gate, Keras's `implementation=1`); `recurrent` is four `(batch,
+    units)` masks, one per gate. Every step uses the same masks.
+    """
+
+    inputs: typing.Any = None
+    recurrent: typing.Any = None
+
+
+class Options(typing.NamedTuple):
+    """The static facts of one call that a kernel needs."""
+
+    activation: typing.Callable
+    recurrent_activation: typing.Callable
+    return_sequences: bool
+    zero_output_for_mask: bool
+    # Whether anybody reads the final c (a returned or carried state).
+    need_cell_state: bool
+    # The mask's layout in processing order (`fastlstm._sequence` names).
+    layout: str
+
+
+class Result(typing.NamedTuple):
+    """What every kernel returns, with Keras's generic semantics."""
+
+    last: typing.Any  # (batch, units): the last step's output
+    outputs: typing.Any  # (batch, time, units), or None without return_sequences
+    h: typing.Any  # (batch, units): the final states
+    c: typing.Any
+
+
+class Kernel(typing.Protocol):
+    def __call__(self, x, h0, c0, weights, mask, dropout, options):
+        """One LSTM layer over `x (batch, time, features)`.
+
+        Args:
+            x: the inputs in processing order (flipped for go_backwards).
+            h0, c0: the initial states, `(batch, units)`.
+            weights: a `Weights`.
+            mask: `(batch, time)` boolean in processing order, or None.
+            dropout: a `Dropout`.
+            options: an `Options`.
+
+        Returns:
+            A `Result`.
         """
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What a backend can run here, as the planner weighs it.
+
+    Attributes:
+        backend: the Keras backend's name.
+        device: "cpu" or "gpu": where the backend puts new tensors.
+        native: whether the compiled kernel can run in this process and
+            context; `native_why` says why not.
+        native_dtypes: the compute dtypes the compiled kernel runs in.
+        native_min_batch: the fewest rows for which the compiled kernel is
+            faster than the backend's loop (1 where it always is).
+        cudnn_dtypes: the compute dtypes cuDNN runs in.
+        exporting: the tracer that is tracing this call for an artifact
+            meant to run elsewhere (e.g. "torch.export"), which cannot carry
+            the compiled kernel; "" where none is.
+    """
+
+    backend: str
+    device: str
+    native: bool
+    native_why: str
+    native_dtypes: tuple
+    native_min_batch: int = 1
+    cudnn_dtypes: tuple = ("float16", "float32", "float64")
+    exporting: str = ""
 
 
 @typing.runtime_checkable
-class KernelModule(typing.Protocol):
-    """What a backend module provides.
+class Backend(typing.Protocol):
+    """What a backend module provides (see the module docstring)."""
 
-    Attributes:
-        PROJECT_IN_LOOP: whether this backend's loop is faster multiplying
-            each step's input inside the loop (the layer then passes
-            `input_kernel=(kernel, bias)` to `recurrence`).
-        NATIVE_DTYPES: the compute dtypes `native` runs in.
-        NATIVE_MIN_BATCH: the fewest rows for which `native` is faster than
-            `recurrence` (1 where it always is); the planner's to apply.
-        cudnn: cuDNN's fused LSTM (a `FusedKernel`), for GPU tensors.
-        native: the fused CPU LSTM (a `FusedKernel`), for CPU tensors.
-    """
+    KERNELS: typing.Mapping
 
-    PROJECT_IN_LOOP: bool
-    NATIVE_DTYPES: tuple
-    NATIVE_MIN_BATCH: int
-    cudnn: FusedKernel
-    native: FusedKernel
+    def capabilities(self):
+        """The backend's `Capabilities` in this process and context."""
 
-    def device(self):
-        """"gpu" or "cpu": where this backend puts new tensors."""
-
-    def native_status(self):
-        """`(True, "")` where `native` can run in this process and context,
-        else `(False, why)`, the reason the plan shows."""
+    def setup(self):
+        """Import-time setup, once, when fastlstm is imported."""
 
     def untaken_branch(self, branch):
         """`branch` (a function of no arguments), prepared to be the branch
-        of a runtime cond that rarely runs (the loop, beside a fused
-        kernel): where differentiating a cond materializes both branches'
-        saved tensors, this keeps the rare branch's out of the common path
-        (it then recomputes them); elsewhere `branch` itself."""
+        of a runtime cond that rarely runs (the loop, beside a fused kernel):
+        where differentiating a cond materializes both branches' saved
+        tensors, this keeps the rare branch's out of the common path (it
+        then recomputes them); elsewhere `branch` itself."""
 
-    def recurrence(
-        self, xp, h0, c0, recurrent_kernel, mask, *, activation,
-        recurrent_activation, zero_output_for_mask, return_sequences, unroll,
-        rec_masks=None, input_kernel=None,
-    ):
-        """The `loop` and `unrolled` kernels, with Keras's generic semantics.
 
-        Runs over `xp = x @ kernel + bias` `(batch, time, 4 * units)` or,
-        with `input_kernel=(kernel, bias)`, over `x` itself; `mask` is
-        `(batch, time)` or None; `rec_masks` are per-gate recurrent dropout
-        masks. Returns `(last_output, outputs or None, h, c)`.
-        """
+# Backend name -> its module, once imported: a plain dict lookup, which
+# tracers (dynamo) follow without stopping.
+_MODULES = {}
 
 
 def get(backend=None):
-    """Returns the kernel module of `backend` (default: Keras's backend)."""
+    """The `Backend` module of `backend` (default: Keras's backend)."""
     backend = backend or keras.config.backend()
-    if backend not in ("tensorflow", "jax", "torch"):
-        raise ValueError(
-            "fastlstm runs on the TensorFlow, JAX and PyTorch backends of "
-            f"Keras. Received: KERAS_BACKEND={backend!r}. Set KERAS_BACKEND to "
-            "'tensorflow', 'jax' or 'torch'."
-        )
-    return importlib.import_module(f"fastlstm.kernels.{backend}")
+    if backend not in _MODULES:
+        if backend not in BACKENDS:
+            raise ValueError(
+                "fastlstm runs on the TensorFlow, JAX and PyTorch backends of "
+                f"Keras. Received: KERAS_BACKEND={backend!r}. Set KERAS_BACKEND "
+                "to 'tensorflow', 'jax' or 'torch'."
+            )
+        _MODULES[backend] = importlib.import_module(f"fastlstm.kernels.{backend}")
+    return _MODULES[backend]
+
+
+def kernel_table(**kernels):
+    """A backend's `KERNELS`: each of its kernels under `contract`."""
+    return {name: contract(kernel) for name, kernel in kernels.items()}
+
+
+def contract(kernel):
+    """`kernel` as a `Kernel`: its result as a `Result`, and calls with no
+    rows or no steps answered by the equations without running it (no
+    outputs; the initial states after zero steps)."""
+
+    def run(x, h0, c0, weights, mask, dropout, options):
+        batch, steps = x.shape[0], x.shape[1]
+        if batch == 0 or steps == 0:
+            units = weights.recurrent_kernel.shape[0]
+            outputs = None
+            if options.return_sequences:
+                outputs = ops.zeros((batch, steps, units), x.dtype)
+            return Result(ops.zeros_like(h0), outputs, h0, c0)
+        return Result(*kernel(x, h0, c0, weights, mask, dropout, options))
+
+    run.__name__ = run.__qualname__ = getattr(kernel, "__name__", "kernel")
+    run.__doc__ = kernel.__doc__
+    run.__wrapped__ = kernel
+    return run
+
+
+def run(plan, x, h0, c0, weights, mask, dropout, options):
+    """Runs the kernel `plan` names: the layer's one way to a kernel.
+
+    Where the plan's mask is only known at run time (a traced mask), a fused
+    kernel runs behind a cond on the mask's contiguity, with the loop for
+    masks with holes, as the plan says.
+    """
+    module = get(plan.backend)
+    kernel = module.KERNELS[plan.kernel]
+    args = (x, h0, c0, weights, mask, dropout, options)
+    if plan.kernel not in FUSED or plan.mask != _sequence.RUNTIME:
+        return kernel(*args)
+
+    def tensors(chosen):
+        # Both branches of a cond return tensors of one structure.
+        last, outputs, h, c = chosen(*args)
+        return last, (ops.expand_dims(last, 1) if outputs is None else outputs), h, c
+
+    last, outputs, h, c = ops.cond(
+        _sequence.is_contiguous(mask),
+        lambda: tensors(kernel),
+        module.untaken_branch(lambda: tensors(module.KERNELS["loop"])),
+    )
+    return Result(last, outputs if options.return_sequences else None, h, c)

@@ -1,23 +1,57 @@
-"""TensorFlow kernels: a tf.while_loop recurrence, the CudnnRNNV3 op, and
-oneDNN's LSTM on a CPU as a custom op (the native kernel)."""
+"""TensorFlow kernels: a tf.while_loop loop, cuDNN through the CudnnRNNV3 op,
+and the compiled kernel on a CPU as custom ops. Sections as in every backend
+module (see `fastlstm.kernels`)."""
 
 import functools
 
 import tensorflow as tf
-from keras import activations
 
-from fastlstm import _compiled
+from fastlstm import _sequence
+from fastlstm import equations
+from fastlstm.kernels import Capabilities
+from fastlstm.kernels import _compiled
+from fastlstm.kernels import _fused
+from fastlstm.kernels import _loop
 from fastlstm.kernels import _onednn
+from fastlstm.kernels import _tf_graph
+from fastlstm.kernels import kernel_table
+
+# ---------------------------------------------------------------------------
+# 1. Capabilities
+# ---------------------------------------------------------------------------
+
+_BINDING = "_onednn_tf"
 
 
-def device():
-    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+def _native_status():
+    ok, why = _compiled.status(_BINDING, "tensorflow", tf.load_op_library)
+    if ok and _tf_graph.in_xla_context():
+        # The op has no XLA kernel (Keras's compile(jit_compile=True)).
+        return False, "the call is being compiled by XLA (jit_compile=True), which cannot run a custom op"
+    return ok, why
 
 
-# The native kernel computes in float32 only.
-NATIVE_DTYPES = ("float32",)
-# TensorFlow's loop is slower than oneDNN at every batch size measured.
-NATIVE_MIN_BATCH = 1
+def capabilities():
+    native, why = _native_status()
+    return Capabilities(
+        backend="tensorflow",
+        device="gpu" if tf.config.list_logical_devices("GPU") else "cpu",
+        native=native,
+        native_why=why,
+        native_dtypes=("float32",),
+        # TensorFlow's loop is slower than the compiled kernel at every batch
+        # size measured.
+        native_min_batch=1,
+    )
+
+
+def setup():
+    """Loads the ops and registers their gradients where the kernel is
+    built (graphs saved by model.export() name the ops: tf.saved_model.load()
+    then finds them after `import fastlstm`); a failure is left for
+    `capabilities()` to report."""
+    if _compiled.status(_BINDING, "tensorflow", tf.load_op_library)[0]:
+        _register_gradients()
 
 
 def untaken_branch(branch):
@@ -26,366 +60,167 @@ def untaken_branch(branch):
     return branch
 
 
-def native_status():
-    """`(True, "")` where the native kernel can run, else `(False, why)`.
-
-    The op has no XLA kernel, so it cannot run inside a function compiled
-    with `jit_compile=True` (Keras's `compile(jit_compile=True)`).
-    """
-    ok, why = _compiled.status("tensorflow")
-    if ok and _in_xla_context():
-        return False, "the call is being compiled by XLA (jit_compile=True), which cannot run a custom op"
-    return ok, why
+def _threads():
+    return _compiled.threads(tf.config.threading.get_intra_op_parallelism_threads())
 
 
-def _in_cond_branch():
-    """Whether ops built now go into a branch of a tf.cond."""
-    from tensorflow.python.ops import control_flow_v2_func_graphs as cf_graphs
-
-    graph = tf.compat.v1.get_default_graph()
-    while isinstance(graph, tf.__internal__.FuncGraph):
-        if isinstance(graph, cf_graphs.CondBranchFuncGraph):
-            return True
-        graph = getattr(graph, "outer_graph", None)
-    return False
-
-
-def _in_xla_context():
-    from tensorflow.python.ops import control_flow_util
-
-    graph = tf.compat.v1.get_default_graph()
-    return control_flow_util.GraphOrParentsInXlaContext(graph)
-
-
-def _native(fn):
-    # Call TensorFlow's own ops for the common activations: inside the loop
-    # every Python-level indirection is paid once per step while tracing.
-    if fn is activations.tanh:
-        return tf.tanh
-    if fn is activations.sigmoid:
-        return tf.sigmoid
-    return fn
-
-
-def _step(z, c, activation, recurrent_activation):
-    z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
-    c = recurrent_activation(z_f) * c + recurrent_activation(z_i) * activation(
-        z_c
-    )
-    h = recurrent_activation(z_o) * activation(c)
-    return h, c
-
-
-def _recurrent_term(h, recurrent_kernel, rec_masks):
-    if rec_masks is None:
-        return tf.matmul(h, recurrent_kernel)
-    parts = tf.split(recurrent_kernel, 4, axis=1)
-    return tf.concat(
-        [tf.matmul(h * m, k) for m, k in zip(rec_masks, parts)], axis=-1
-    )
-
-
-def _recording(tensors):
-    """Whether a gradient may be taken through ops built now on `tensors`.
-
-    Eagerly: whether a tape watches them. While a graph is traced: whether
-    any tape is active (a tape outside a traced function differentiates it
-    from its graph later). Without a tape, the inference kernels save
-    nothing that only a gradient needs; a gradient taken anyway
-    (tf.gradients) goes through them by autodiff.
-    """
-    try:
-        from tensorflow.python.eager import record
-    except ImportError:  # TensorFlow before 2.13
-        from tensorflow.python.eager import tape as record
-    if tf.executing_eagerly():
-        return bool(record.should_record_backprop([t for t in tensors if t is not None]))
-    return bool(record.could_possibly_record())
-
+# ---------------------------------------------------------------------------
+# 2. Loop
+# ---------------------------------------------------------------------------
 
 # On a CPU, TensorFlow runs a while_loop op by op, and the op overhead, not
 # the arithmetic, bounds an LSTM step at these sizes; a large input product
-# hoisted out of the loop does not pay for itself. So the standard LSTM
-# (tanh/sigmoid) multiplies each step's input inside the loop. The training
-# loops (forward with saved activations, backward) are compiled by XLA, which
-# fuses their per-step arithmetic; the inference loop, with less of it, ran
-# faster without XLA's launch cost (measured with bench/run.py).
-PROJECT_IN_LOOP = True
+# hoisted out of the loop does not pay for itself. So the loop multiplies
+# each step's input inside the loop.
+_HOIST = False
 
 
-def recurrence(
-    xp,
-    h0,
-    c0,
-    recurrent_kernel,
-    mask,
-    *,
-    activation,
-    recurrent_activation,
-    zero_output_for_mask,
-    return_sequences,
-    unroll,
-    rec_masks=None,
-    input_kernel=None,
-):
-    """Runs the LSTM recurrence.
-
-    `xp` is `x @ kernel + bias`, `(batch, time, 4 * units)`, or, with
-    `input_kernel=(kernel, bias)`, the inputs `x` themselves; either in
-    processing order. `mask` is `(batch, time)` or None. Returns
-    `(last_output, outputs, h, c)` with Keras's generic semantics: a masked
-    step carries the state over and repeats the previous output (zeros if
-    `zero_output_for_mask`).
-    """
-    options = dict(
-        activation=activation,
-        recurrent_activation=recurrent_activation,
-        zero_output_for_mask=zero_output_for_mask,
-        return_sequences=return_sequences,
-        unroll=unroll,
-    )
-    act, ract = _native(activation), _native(recurrent_activation)
-    standard = act is tf.tanh and ract is tf.sigmoid and rec_masks is None
-    if _in_cond_branch():
-        # A hand-written gradient's saved tensors cannot leave a cond branch
-        # (cond_v2 finds no capture for them); the generic loop's can.
-        standard = False
-    if input_kernel is not None and standard and not options["unroll"]:
-        kernel, bias = input_kernel
-        return _standard_recurrence(
-            xp, h0, c0, kernel, recurrent_kernel, bias, mask,
-            zero_output_for_mask=options["zero_output_for_mask"],
-            return_sequences=options["return_sequences"],
-        )
-    if input_kernel is not None:
-        kernel, bias = input_kernel
-        xp = tf.matmul(xp, kernel)
-        if bias is not None:
-            xp = xp + bias
-    if tf.executing_eagerly() and not options["unroll"]:
+def loop(x, h0, c0, weights, mask, dropout, options):
+    """`tf.while_loop` over the steps; the standard LSTM with its gradient
+    written out (section 3). Eagerly, the loop runs as a traced graph."""
+    # A written-out gradient's saved tensors cannot leave a cond branch
+    # (cond_v2 finds no capture for them); autodiff's can.
+    if _loop.is_standard(options, dropout) and not _tf_graph.in_cond_branch():
+        return _written_out(x, h0, c0, weights, mask, dropout, options)
+    if tf.executing_eagerly():
         # An eager while_loop runs op by op from Python; a traced graph, one
         # per configuration, runs the whole loop in C++.
-        traced = _traced_recurrence(
-            tuple(sorted(options.items())), mask is None, rec_masks is None
+        return _traced_loop(options, mask is None, dropout.recurrent is None)(
+            x, h0, c0, weights, mask, dropout
         )
-        return traced(xp, h0, c0, recurrent_kernel, mask, rec_masks=rec_masks)
-    return _recurrence(
-        xp, h0, c0, recurrent_kernel, mask, rec_masks=rec_masks, **options
-    )
+    return _while_loop(x, h0, c0, weights, mask, dropout, options)
 
 
 @functools.lru_cache(maxsize=None)
-def _traced_recurrence(options, no_mask, no_rec_masks):
+def _traced_loop(options, no_mask, no_recurrent_dropout):
     # One tf.function per configuration (and per presence of the optional
     # tensors), so that switching between them never retraces.
-    del no_mask, no_rec_masks
-    return tf.function(functools.partial(_recurrence, **dict(options)), reduce_retracing=True)
+    del no_mask, no_recurrent_dropout
+
+    def run(x, h0, c0, weights, mask, dropout):
+        return _while_loop(x, h0, c0, weights, mask, dropout, options)
+
+    return tf.function(run, reduce_retracing=True)
 
 
-def _recurrence(
-    xp,
-    h0,
-    c0,
-    recurrent_kernel,
-    mask,
-    *,
-    activation,
-    recurrent_activation,
-    zero_output_for_mask,
-    return_sequences,
-    unroll,
-    rec_masks=None,
-):
-    act, ract = _native(activation), _native(recurrent_activation)
-    xs = tf.transpose(xp, [1, 0, 2])
-    masks = None
-    if mask is not None:
-        masks = tf.expand_dims(tf.transpose(tf.cast(mask, tf.bool)), -1)
-    zeros = tf.zeros_like(h0)
-
-    def body(t, h, c, prev, z_t, m_t):
-        h_new, c_new = _step(
-            z_t + _recurrent_term(h, recurrent_kernel, rec_masks), c, act, ract
-        )
-        # A traced graph may know fewer dims of `xp` than of the state.
-        h_new.set_shape(h0.shape)
-        c_new.set_shape(c0.shape)
-        if m_t is None:
-            return h_new, c_new, h_new
-        out = tf.where(m_t, h_new, zeros if zero_output_for_mask else prev)
-        return tf.where(m_t, h_new, h), tf.where(m_t, c_new, c), out
-
-    if unroll:
-        steps = xs.shape[0]
-        h, c, out, outs = h0, c0, zeros, []
-        for t in range(steps):
-            h, c, out = body(t, h, c, out, xs[t], None if masks is None else masks[t])
-            outs.append(out)
-        outputs = tf.stack(outs, axis=1) if return_sequences else None
-        return out, outputs, h, c
-
+def _while_loop(x, h0, c0, weights, mask, dropout, options):
+    xs, projected = _loop.step_inputs(x, weights, dropout, _HOIST)
+    masks = _loop.step_masks(mask)
     steps = tf.shape(xs)[0]
-    ta = tf.TensorArray(
-        xp.dtype, size=steps if return_sequences else 1, element_shape=h0.shape
-    )
-
+    rs = options.return_sequences
+    outs = tf.TensorArray(xs.dtype, size=steps if rs else 1, element_shape=h0.shape)
     # Read steps from TensorArrays: the gradient of `xs[t]` on a captured
     # tensor is a full-size tensor per step (quadratic in time).
-    xs_ta = tf.TensorArray(xp.dtype, size=steps).unstack(xs)
+    xs_ta = tf.TensorArray(xs.dtype, size=steps).unstack(xs)
     ms_ta = None if masks is None else tf.TensorArray(tf.bool, size=steps).unstack(masks)
 
-    def loop_body(t, h, c, prev, ta):
+    def body(t, h, c, out, outs):
         m_t = None if ms_ta is None else ms_ta.read(t)
-        h, c, out = body(t, h, c, prev, xs_ta.read(t), m_t)
-        ta = ta.write(t if return_sequences else 0, out)
-        return t + 1, h, c, out, ta
+        h, c, out = _loop.step(
+            xs_ta.read(t), m_t, h, c, out, weights, dropout, options, projected
+        )
+        # A traced graph may know fewer dims of `xs` than of the state.
+        for new, like in ((h, h0), (c, c0), (out, h0)):
+            new.set_shape(like.shape)
+        return t + 1, h, c, out, outs.write(t if rs else 0, out)
 
-    _, h, c, last, ta = tf.while_loop(
+    _, h, c, last, outs = tf.while_loop(
         lambda t, *_: t < steps,
-        loop_body,
-        (tf.constant(0), h0, c0, zeros, ta),
+        body,
+        (tf.constant(0), h0, c0, tf.zeros_like(h0), outs),
         maximum_iterations=steps,
         parallel_iterations=1,
     )
-    outputs = tf.transpose(ta.stack(), [1, 0, 2]) if return_sequences else None
-    return last, outputs, h, c
+    return last, (tf.transpose(outs.stack(), [1, 0, 2]) if rs else None), h, c
 
 
-# The standard LSTM, with its gradient written out.
+def unrolled(x, h0, c0, weights, mask, dropout, options):
+    """The loop's steps unrolled in Python (unroll=True)."""
+    return _loop.unrolled(x, h0, c0, weights, mask, dropout, options, _HOIST)
+
+
+# ---------------------------------------------------------------------------
+# 3. Loop with written-out gradient
+# ---------------------------------------------------------------------------
 #
-# Gate columns are reordered i, f, c, o -> i, f, o, c so that one sigmoid and
-# one tanh cover a step. The forward loop keeps each step's activated gates
-# and carried state; the backward loop computes only the gate gradients dZ;
-# every weight gradient is then one large product over all steps (dW = X^T dZ,
-# dR = H_prev^T dZ), and dX = dZ W^T. The gradients with respect to the
-# reordered weights flow back through the reordering by autodiff.
+# The training loops (forward with saved residuals, backward) are compiled by
+# XLA, which fuses their per-step arithmetic; the inference loop, with less
+# of it, ran faster without XLA's launch cost (measured with bench/run.py).
 
 
-def _to_ifoc(w):
-    i, f, c, o = tf.split(w, 4, axis=-1)
-    return tf.concat([i, f, o, c], axis=-1)
-
-
-def _standard_recurrence(
-    x, h0, c0, kernel, recurrent_kernel, bias, mask, *, zero_output_for_mask,
-    return_sequences,
-):
-    xs = tf.transpose(x, [1, 0, 2])
-    w = _to_ifoc(kernel)
-    r = _to_ifoc(recurrent_kernel)
-    b = tf.zeros_like(w[0]) if bias is None else _to_ifoc(bias)
-    masks = None
-    if mask is not None:
-        masks = tf.expand_dims(tf.transpose(tf.cast(mask, tf.bool)), -1)
-    flags = (zero_output_for_mask, return_sequences, masks is not None)
-    grad = _recording([xs, h0, c0, w, r, b])
-    run = _with_gradient(*flags) if grad else _loops(*flags)[0]
-    last, outs, h, c = run(xs, h0, c0, w, r, b, *(() if masks is None else (masks,)))
-    outputs = tf.transpose(outs, [1, 0, 2]) if return_sequences else None
-    return last, outputs, h, c
+def _written_out(x, h0, c0, weights, mask, dropout, options):
+    x, _ = _sequence.drop_inputs(x, dropout.inputs)
+    xs = _loop.time_major(x)
+    kernel, recurrent_kernel, bias = weights
+    b = tf.zeros_like(kernel[0]) if bias is None else bias
+    masks = _loop.step_masks(mask)
+    flags = (bool(options.zero_output_for_mask), bool(options.return_sequences), masks is not None)
+    grad = _tf_graph.recording([xs, h0, c0, kernel, recurrent_kernel, b])
+    run = _with_gradient(*flags) if grad else _standard(*flags)[0]
+    last, outs, h, c = run(
+        xs, h0, c0, kernel, recurrent_kernel, b, *(() if masks is None else (masks,))
+    )
+    return last, (tf.transpose(outs, [1, 0, 2]) if options.return_sequences else None), h, c
 
 
 @functools.lru_cache(maxsize=None)
-def _loops(zero_output_for_mask, return_sequences, masked):
+def _standard(zero_output_for_mask, return_sequences, masked):
     """The loops for one configuration, compiled: inference, training
-    forward, backward.
-
-    With `save`, the forward loop keeps, per step, what the backward step
-    needs ready-made: `a`, the gates' local derivatives laid out so that
-    dZ = [dc, dc, dh, dc] * a; `k = o * (1 - tanh(c)^2)`; `f`; and the
-    carried h. A backward step is then a handful of ops around one product.
-    """
+    forward (saving each step's gates, h and c), backward."""
 
     def forward(xs, h0, c0, w, r, b, masks=None, *, save):
         steps = tf.shape(xs)[0]
-        units = tf.shape(h0)[-1]
-        dtype = xs.dtype
-        zeros = tf.zeros_like(h0)
-        state = lambda: tf.TensorArray(dtype, size=steps, element_shape=h0.shape)
+        state = lambda: tf.TensorArray(xs.dtype, size=steps, element_shape=h0.shape)
         tas = {}
         if return_sequences:
             tas["out"] = state()
         if save:
-            tas["a"] = tf.TensorArray(dtype, size=steps)
-            tas["k"] = state()
-            tas["f"] = state()
-            tas["h"] = state()
+            tas.update(gates=tf.TensorArray(xs.dtype, size=steps), h=state(), c=state())
 
-        def body(t, h, c, prev, tas):
-            z = tf.matmul(xs[t], w) + tf.matmul(h, r) + b
-            s, g = tf.split(z, [3 * units, units], axis=1)
-            s = tf.sigmoid(s)
-            g = tf.tanh(g)
-            i, f, o = tf.split(s, 3, axis=1)
-            c_new = f * c + i * g
-            tc = tf.tanh(c_new)
-            h_new = o * tc
-            # A relaxed trace may know fewer dims of `z` than of the state.
-            h_new.set_shape(h0.shape)
-            c_new.set_shape(c0.shape)
+        def body(t, h, c, out, tas):
+            m_t = masks[t] if masked else None
+            h, c, out, gates = _loop.standard_step(
+                xs[t], m_t, h, c, out, w, r, b, zero_output_for_mask
+            )
+            # A relaxed trace may know fewer dims of `xs` than of the state.
+            for new, like in ((h, h0), (c, c0), (out, h0)):
+                new.set_shape(like.shape)
             tas = dict(tas)
-            if save:
-                ds = s * (1.0 - s)
-                tas["a"] = tas["a"].write(
-                    t, tf.concat([g, c, tc, i * (1.0 - g * g)], axis=1)
-                    * tf.concat([ds, tf.ones_like(g)], axis=1)
-                )
-                tas["k"] = tas["k"].write(t, o * (1.0 - tc * tc))
-                tas["f"] = tas["f"].write(t, f)
-            if masked:
-                m = masks[t]
-                out = tf.where(m, h_new, zeros if zero_output_for_mask else prev)
-                h_new = tf.where(m, h_new, h)
-                c_new = tf.where(m, c_new, c)
-            else:
-                out = h_new
             if return_sequences:
                 tas["out"] = tas["out"].write(t, out)
             if save:
-                tas["h"] = tas["h"].write(t, h_new)
-            return t + 1, h_new, c_new, out, tas
+                for name, value in (("gates", gates), ("h", h), ("c", c)):
+                    tas[name] = tas[name].write(t, value)
+            return t + 1, h, c, out, tas
 
         _, h, c, last, tas = tf.while_loop(
             lambda t, *_: t < steps,
             body,
-            (tf.constant(0), h0, c0, zeros, tas),
+            (tf.constant(0), h0, c0, tf.zeros_like(h0), tas),
             maximum_iterations=steps,
         )
-        outs = tas["out"].stack() if return_sequences else tf.zeros([0], dtype)
+        outs = tas["out"].stack() if return_sequences else tf.zeros([0], xs.dtype)
         if not save:
             return last, outs, h, c
-        saved = tuple(tas[k].stack() for k in ("a", "k", "f", "h"))
-        return (last, outs, h, c) + saved
+        return (last, outs, h, c) + tuple(tas[k].stack() for k in ("gates", "h", "c"))
 
-    def backward(a_all, k_all, f_all, r, masks, d_last, d_outs, d_h, d_c):
-        steps = tf.shape(a_all)[0]
+    def backward(gates, c0, cs, r, masks, d_last, d_outs, d_h, d_c):
+        steps = tf.shape(gates)[0]
         r_t = tf.transpose(r)
+        c_prev = tf.concat([c0[None], cs[:-1]], axis=0)
         if masked:
-            masks = tf.cast(masks, a_all.dtype)
-        dz_ta = tf.TensorArray(a_all.dtype, size=steps)
+            masks = tf.cast(masks, gates.dtype)
+        dz_ta = tf.TensorArray(gates.dtype, size=steps)
 
-        def body(t, dh, dc, dprev, dz_ta):
-            d_out = dprev + d_outs[t] if return_sequences else dprev
-            dhn = dh + d_out
-            dcn = dc
-            if masked:
-                m = masks[t]
-                dhn = m * dhn
-                dcn = m * dcn
-            dcn = dcn + dhn * k_all[t]
-            dz = tf.concat([dcn, dcn, dhn, dcn], axis=1) * a_all[t]
-            dz_ta = dz_ta.write(t, dz)
-            dh_prev = tf.matmul(dz, r_t)
-            dh_prev.set_shape(dh.shape)
-            dc_prev = dcn * f_all[t]
-            if masked:
-                keep = 1.0 - m
-                dh_prev = dh_prev + keep * dh
-                dc_prev = dc_prev + keep * dc
-                dprev = tf.zeros_like(dprev) if zero_output_for_mask else keep * d_out
-            else:
-                dprev = tf.zeros_like(dprev)
-            return t - 1, dh_prev, dc_prev, dprev, dz_ta
+        def body(t, dh, dc, d_output, dz_ta):
+            if return_sequences:
+                d_output = d_output + d_outs[t]
+            dz, dh, dc, d_output = _loop.standard_backward_step(
+                gates[t], c_prev[t], cs[t], masks[t] if masked else None,
+                d_output, dh, dc, r_t, zero_output_for_mask,
+            )
+            dh.set_shape(d_h.shape)
+            return t - 1, dh, dc, d_output, dz_ta.write(t, dz)
 
         _, dh0, dc0, _, dz_ta = tf.while_loop(
             lambda t, *_: t >= 0,
@@ -401,61 +236,55 @@ def _loops(zero_output_for_mask, return_sequences, masked):
 
 
 def _with_gradient(zero_output_for_mask, return_sequences, masked):
-    _, forward, backward = _loops(zero_output_for_mask, return_sequences, masked)
+    _, forward, backward = _standard(zero_output_for_mask, return_sequences, masked)
 
     @tf.custom_gradient
     def run(xs, h0, c0, w, r, b, masks=None):
         # Unwatched inputs: the tape must not differentiate the compiled loop
         # itself (its TensorLists cannot leave an XLA cluster).
-        last, outs, h, c, a, k, f, hs = forward(
+        last, outs, h, c, gates, hs, cs = forward(
             *(tf.stop_gradient(v) for v in (xs, h0, c0, w, r, b)), masks
         )
 
         def grad(d_last, d_outs, d_h, d_c):
             zero = lambda d, like: tf.zeros_like(like) if d is None else d
             dz, dh0, dc0 = backward(
-                a, k, f, r, masks, zero(d_last, last), zero(d_outs, outs),
+                gates, c0, cs, r, masks, zero(d_last, last), zero(d_outs, outs),
                 zero(d_h, h), zero(d_c, c),
             )
-            # The weight work: a few large products over all steps.
-            units4 = tf.shape(dz)[-1]
-            dz2 = tf.reshape(dz, [-1, units4])
-            h_prev = tf.concat([h0[None], hs[:-1]], axis=0)
-            dr = tf.matmul(tf.reshape(h_prev, [-1, tf.shape(h0)[-1]]), dz2, transpose_a=True)
-            dw = tf.matmul(tf.reshape(xs, [-1, tf.shape(xs)[-1]]), dz2, transpose_a=True)
-            db = tf.reduce_sum(dz2, axis=0)
-            dxs = tf.reshape(tf.matmul(dz2, w, transpose_b=True), tf.shape(xs))
-            grads = (dxs, dh0, dc0, dw, dr, db)
-            return grads + ((None,) if masked else ())
+            dxs, dw, dr, db = equations.weight_gradients(xs, h0, hs, dz, w)
+            return (dxs, dh0, dc0, dw, dr, db) + ((None,) if masked else ())
 
         return (last, outs, h, c), grad
 
     return run
 
 
-def cudnn(
-    x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True,
-    need_outputs=True,
-):
-    """cuDNN LSTM (CudnnRNNV3) over rows right-aligned to `lengths`.
+# ---------------------------------------------------------------------------
+# 4. cuDNN
+# ---------------------------------------------------------------------------
 
-    Returns `(outputs, h, c)`; outputs past a row's length are zeros.
-    cuDNN takes lengths at no extra cost, so `need_cell_state` changes
-    nothing; nor does `need_outputs` (cuDNN writes them anyway).
-    """
+
+def _cudnn_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
+    """cuDNN's LSTM (CudnnRNNV3) on front-aligned rows. cuDNN takes lengths
+    at no extra cost and writes the outputs anyway, so `need_cell_state` and
+    `need_outputs` change nothing."""
     del need_cell_state, need_outputs
+    kernel, recurrent_kernel, bias = weights
     batch, steps = tf.shape(x)[0], tf.shape(x)[1]
     if lengths is None:
         lengths = tf.fill([batch], steps)
-    # An empty row's state is replaced by the initial one by the caller;
-    # cuDNN is not asked to run zero steps.
+    if bias is None:
+        bias = tf.zeros_like(kernel[0])
+    # An empty row's state is the initial one (kernels._fused puts it
+    # there): cuDNN is not asked to run zero steps.
     lengths = tf.maximum(tf.cast(lengths, tf.int32), 1)
-    weights = tf.split(kernel, 4, axis=1) + tf.split(recurrent_kernel, 4, axis=1)
+    parts = tf.split(kernel, 4, axis=1) + tf.split(recurrent_kernel, 4, axis=1)
     # cuDNN adds an input and a recurrent bias; Keras has one, so the
     # input-side bias is zeros.
     biases = tf.split(tf.zeros_like(bias), 4) + tf.split(bias, 4)
     params = tf.concat(
-        [tf.reshape(tf.transpose(w), [-1]) for w in weights]
+        [tf.reshape(tf.transpose(w), [-1]) for w in parts]
         + [tf.reshape(b, [-1]) for b in biases],
         axis=0,
     )
@@ -472,26 +301,22 @@ def cudnn(
     return outputs, tf.squeeze(h, 1), tf.squeeze(c, 1)
 
 
-# The native kernel: oneDNN's LSTM as custom ops (csrc/tf_op.cc). Where no
-# tape records the call, FastlstmLstmInference runs oneDNN's inference pass,
-# which saves nothing for a gradient; a gradient asked for anyway (e.g.
-# tf.gradients in a graph) reruns the forward pass in training mode.
+cudnn = _fused.front_aligned_kernel(_cudnn_lstm)
+
+
+# ---------------------------------------------------------------------------
+# 5. Native binding
+# ---------------------------------------------------------------------------
+#
+# The compiled kernel as custom ops (csrc/tf_op.cc). Where no tape records
+# the call, FastlstmLstmInference runs the inference pass, which saves
+# nothing for a gradient; a gradient asked for anyway (e.g. tf.gradients in
+# a graph) reruns the forward pass in training mode.
 
 
 def _ops():
-    _register_gradient()
-    return _compiled.load("tensorflow")
-
-
-def register_op():
-    """Loads the ops and registers their gradients where the kernel is
-    built; a failure is left for `native_status()` to report."""
-    if _compiled.status("tensorflow")[0]:
-        _register_gradient()
-
-
-def _threads():
-    return _compiled.threads("tensorflow")
+    _register_gradients()
+    return _compiled.load(_BINDING, "tensorflow", tf.load_op_library)
 
 
 def _backward(inputs, raw, dy, dh, dc):
@@ -505,7 +330,7 @@ def _backward(inputs, raw, dy, dh, dc):
 
 
 @functools.lru_cache(maxsize=None)
-def _register_gradient():
+def _register_gradients():
     # Once per process: TensorFlow refuses a second registration.
     @tf.RegisterGradient("FastlstmLstm")
     def _training_grad(op, dy, dh, dc, _):
@@ -522,7 +347,7 @@ def _register_gradient():
 
 def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs):
     inputs = [x, h0, c0, kernel, recurrent_kernel, bias]
-    if _recording(inputs):
+    if _tf_graph.recording(inputs):
         y, h, c, _ = _ops().fastlstm_lstm(*inputs, threads=_threads())
         return _onednn.outputs_at_lengths(y, h, c, lengths, need_outputs)
     if lengths is None:
@@ -537,17 +362,6 @@ def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_output
     return y, h, c
 
 
-def native(
-    x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True,
-    need_outputs=True,
-):
-    """oneDNN's LSTM over rows front-aligned to `lengths` (or all steps).
+native = _fused.front_aligned_kernel(_onednn.fused(_onednn_lstm))
 
-    Returns `(outputs, h, c)`; outputs past a row's length are zeros (None
-    unless `need_outputs`); c is None unless `need_cell_state` (see
-    `kernels._onednn`).
-    """
-    return _onednn.front_aligned(
-        _onednn_lstm, x, h0, c0, kernel, recurrent_kernel, bias, lengths,
-        need_cell_state, need_outputs,
-    )
+KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)

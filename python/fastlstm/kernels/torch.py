@@ -1,26 +1,62 @@
-"""PyTorch kernels: a Python-loop recurrence and torch's fused LSTM op.
+"""PyTorch kernels: a Python loop, cuDNN through torch's LSTM op on a CUDA
+device, and the compiled kernel on a CPU as custom ops (`torch.library`,
+with their autograd formula and fake implementations, so that autograd,
+torch.compile and torch.export know them). Sections as in every backend
+module (see `fastlstm.kernels`)."""
 
-torch's LSTM op is cuDNN on a CUDA device and ATen's fused kernel on a CPU,
-with the same weight layout and gradients through the Keras variables.
-"""
+import ctypes
 
 import torch
-from keras import activations
+
+from fastlstm import _sequence
+from fastlstm import equations
+from fastlstm.kernels import Capabilities
+from fastlstm.kernels import _compiled
+from fastlstm.kernels import _fused
+from fastlstm.kernels import _loop
+from fastlstm.kernels import _onednn
+from fastlstm.kernels import kernel_table
+
+# ---------------------------------------------------------------------------
+# 1. Capabilities
+# ---------------------------------------------------------------------------
+
+_BINDING = "_onednn_torch"
 
 
-# torch runs the loop step by step from Python: one large input product up
-# front saves a product per step.
-PROJECT_IN_LOOP = False
+def capabilities():
+    native, why = _compiled.status(_BINDING, "torch")
+    return Capabilities(
+        backend="torch",
+        device="gpu" if torch.cuda.is_available() else "cpu",
+        native=native,
+        native_why=why,
+        native_dtypes=("float32",),
+        # The custom op is faster than a Python loop at every batch size.
+        native_min_batch=1,
+        exporting=_exporting(),
+    )
 
 
-def device():
-    return "gpu" if torch.cuda.is_available() else "cpu"
+def _exporting():
+    """The tracer exporting this call, or "". torch.compile is not one: it
+    runs the custom ops in the process that compiled them."""
+    if torch.onnx.is_in_onnx_export():
+        return "torch.onnx.export"
+    if torch.compiler.is_exporting():
+        return "torch.export"
+    if torch.jit.is_tracing():
+        return "torch.jit.trace"
+    return ""
 
 
-# ATen's fused LSTM runs in both.
-NATIVE_DTYPES = ("float32", "float64")
-# ATen's fused LSTM is faster than a Python loop at every batch size.
-NATIVE_MIN_BATCH = 1
+def setup():
+    # PyTorch's CPU allocator takes every buffer from malloc, and glibc maps
+    # large ones afresh each time: the compiled kernel's training workspace
+    # and outputs would cost a page fault per page on every step.
+    _compiled.keep_large_buffers()
+    # Loaded now, not first while torch.compile traces a call.
+    _compiled.status(_BINDING, "torch")
 
 
 def untaken_branch(branch):
@@ -28,98 +64,122 @@ def untaken_branch(branch):
     return branch
 
 
-def native_status():
-    """torch's fused LSTM op is part of torch: always there."""
-    return True, ""
+# A constant to torch.compile: a compiled graph keeps the threads it was
+# traced with.
+@torch.compiler.assume_constant_result
+def _threads():
+    return _compiled.threads(torch.get_num_threads())
 
 
-def _native(fn):
-    if fn is activations.tanh:
-        return torch.tanh
-    if fn is activations.sigmoid:
-        return torch.sigmoid
-    return fn
+# ---------------------------------------------------------------------------
+# 2. Loop
+# ---------------------------------------------------------------------------
+
+# torch runs the loop step by step from Python: one large input product up
+# front saves a product per step.
+_HOIST = True
 
 
-def _step(z, c, activation, recurrent_activation):
-    z_i, z_f, z_c, z_o = z.chunk(4, dim=-1)
-    c = recurrent_activation(z_f) * c + recurrent_activation(z_i) * activation(
-        z_c
+def loop(x, h0, c0, weights, mask, dropout, options):
+    """A Python loop over the steps (torch's own way to run a recurrence);
+    the standard LSTM with its gradient written out (section 3)."""
+    if _loop.is_standard(options, dropout) and _recording(x, h0, c0, *weights):
+        return _written_out(x, h0, c0, weights, mask, dropout, options)
+    return _loop.unrolled(x, h0, c0, weights, mask, dropout, options, _HOIST)
+
+
+def unrolled(x, h0, c0, weights, mask, dropout, options):
+    """The loop: a Python loop is unrolled by nature, so `unroll` changes
+    nothing here."""
+    return loop(x, h0, c0, weights, mask, dropout, options)
+
+
+def _recording(*tensors):
+    """Whether autograd records a call on `tensors` for a gradient: only then
+    is the written-out gradient worth its saved tensors. A tracer for export
+    gets plain ops (an autograd.Function is opaque to the ONNX exporter)."""
+    return (
+        torch.is_grad_enabled()
+        and any(t is not None and t.requires_grad for t in tensors)
+        and not _exporting()
     )
-    h = recurrent_activation(z_o) * activation(c)
-    return h, c
 
 
-def recurrence(
-    xp,
-    h0,
-    c0,
-    recurrent_kernel,
-    mask,
-    *,
-    activation,
-    recurrent_activation,
-    zero_output_for_mask,
-    return_sequences,
-    unroll,
-    rec_masks=None,
-    input_kernel=None,
-):
-    """Runs the LSTM recurrence over `xp = x @ kernel + bias`.
+# ---------------------------------------------------------------------------
+# 3. Loop with written-out gradient
+# ---------------------------------------------------------------------------
 
-    `xp` is `(batch, time, 4 * units)`, already in processing order; `mask`
-    is `(batch, time)` or None. Returns `(last_output, outputs, h, c)` with
-    Keras's generic semantics: a masked step carries the state over and
-    repeats the previous output (zeros if `zero_output_for_mask`).
-    A Python loop is torch's own way to run a recurrence, so `unroll` changes
-    nothing here.
-    """
-    del unroll
-    if input_kernel is not None:
-        # PROJECT_IN_LOOP is False: one product up front is faster here.
-        kernel, bias = input_kernel
-        xp = xp @ kernel if bias is None else torch.addmm(bias, xp.flatten(0, 1), kernel).unflatten(0, xp.shape[:2])
-    act, ract = _native(activation), _native(recurrent_activation)
-    rk_parts = None if rec_masks is None else recurrent_kernel.chunk(4, dim=1)
-    masks = None if mask is None else mask.to(torch.bool).unsqueeze(-1)
-    h, c = h0, c0
-    out = torch.zeros_like(h0)
-    outs = []
-    for t in range(xp.shape[1]):
-        if rk_parts is None:
-            z = torch.addmm(xp[:, t], h, recurrent_kernel)
-        else:
-            z = xp[:, t] + torch.cat(
-                [(h * m) @ k for m, k in zip(rec_masks, rk_parts)], dim=-1
+
+def _written_out(x, h0, c0, weights, mask, dropout, options):
+    x, _ = _sequence.drop_inputs(x, dropout.inputs)
+    kernel, recurrent_kernel, bias = weights
+    b = torch.zeros_like(kernel[0]) if bias is None else bias
+    masks = _loop.step_masks(mask)
+    last, outs, h, c = _WrittenOut.apply(
+        _loop.time_major(x), h0, c0, kernel, recurrent_kernel, b, masks,
+        bool(options.zero_output_for_mask), bool(options.return_sequences),
+    )
+    return last, (outs.transpose(0, 1) if options.return_sequences else None), h, c
+
+
+class _WrittenOut(torch.autograd.Function):
+    """The standard LSTM over time-major `xs`; the backward pass computes the
+    gate gradients step by step and the weight work as a few products."""
+
+    @staticmethod
+    def forward(ctx, xs, h0, c0, w, r, b, masks, zero_output_for_mask, return_sequences):
+        xp = (xs.flatten(0, 1) @ w + b).unflatten(0, xs.shape[:2])
+        h, c, out = h0, c0, torch.zeros_like(h0)
+        outs, gates, hs, cs = [], [], [], []
+        for t in range(xs.shape[0]):
+            m_t = None if masks is None else masks[t]
+            h, c, out, g = _loop.standard_step(
+                xp[t], m_t, h, c, out, None, r, None, zero_output_for_mask
             )
-        h_new, c_new = _step(z, c, act, ract)
-        if masks is None:
-            h, c, out = h_new, c_new, h_new
-        else:
-            m_t = masks[:, t]
-            out = torch.where(
-                m_t, h_new, torch.zeros_like(out) if zero_output_for_mask else out
-            )
-            h = torch.where(m_t, h_new, h)
-            c = torch.where(m_t, c_new, c)
-        if return_sequences:
             outs.append(out)
-    outputs = torch.stack(outs, dim=1) if return_sequences else None
-    return out, outputs, h, c
+            gates.append(g)
+            hs.append(h)
+            cs.append(c)
+        # Steps >= 1: kernels.contract answers calls without steps.
+        outs = torch.stack(outs) if return_sequences else h0.new_zeros((0,))
+        ctx.save_for_backward(
+            xs, h0, c0, w, r, masks, torch.stack(gates), torch.stack(hs), torch.stack(cs)
+        )
+        ctx.flags = (zero_output_for_mask, return_sequences)
+        return out, outs, h, c
+
+    @staticmethod
+    def backward(ctx, d_last, d_outs, d_h, d_c):
+        xs, h0, c0, w, r, masks, gates, hs, cs = ctx.saved_tensors
+        zero_output_for_mask, return_sequences = ctx.flags
+        zero = lambda d, like: torch.zeros_like(like) if d is None else d
+        dh, dc, d_output = zero(d_h, h0), zero(d_c, c0), zero(d_last, h0)
+        float_masks = None if masks is None else masks.to(xs.dtype)
+        r_t = r.t()
+        dz = [None] * xs.shape[0]
+        for t in reversed(range(xs.shape[0])):
+            if return_sequences and d_outs is not None:
+                d_output = d_output + d_outs[t]
+            c_prev = cs[t - 1] if t else c0
+            m_t = None if float_masks is None else float_masks[t]
+            dz[t], dh, dc, d_output = _loop.standard_backward_step(
+                gates[t], c_prev, cs[t], m_t, d_output, dh, dc, r_t, zero_output_for_mask
+            )
+        dxs, dw, dr, db = equations.weight_gradients(xs, h0, hs, torch.stack(dz), w)
+        return dxs, dh, dc, dw, dr, db, None, None, None
 
 
-def _torch_lstm(
-    x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_cell_state=True,
-    need_outputs=True,
-):
-    """torch's fused LSTM over rows front-aligned to `lengths`.
+# ---------------------------------------------------------------------------
+# 4. cuDNN
+# ---------------------------------------------------------------------------
 
-    Returns `(outputs, h, c)`; outputs past a row's length are zeros. With
-    `need_cell_state=False` the caller never reads `c`, and on a CPU `c` is
-    None: see below. torch's op writes the outputs anyway: `need_outputs`
-    changes nothing.
-    """
-    del need_outputs
+
+def _cudnn_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
+    """torch's LSTM op (cuDNN on a CUDA device) on front-aligned rows, packed
+    by their lengths. It writes the outputs and c anyway, so
+    `need_cell_state` and `need_outputs` change nothing."""
+    del need_cell_state, need_outputs
+    kernel, recurrent_kernel, bias = weights
     # Keras's (in, 4 * units) kernels are torch's (4 * units, in) weights
     # transposed; the gate order i, f, c, o is the same. One bias suffices.
     params = [kernel.t(), recurrent_kernel.t()]
@@ -130,21 +190,10 @@ def _torch_lstm(
     if lengths is None:
         y, h, c = torch.lstm(x, hx, params, bias is not None, 1, 0.0, train, False, True)
         return y, h[0], c[0]
-    lengths = lengths.to(torch.int64)
-    if not need_cell_state and x.device.type == "cpu":
-        # ATen's CPU kernel for packed sequences runs about half as fast as
-        # its plain one, forward and backward. Front-aligned rows need no
-        # packing for their outputs: a step never sees the steps after it, so
-        # running all steps and reading each row's output at length - 1 gives
-        # the exact outputs and final h. Only the final c would need packing.
-        y, _, _ = torch.lstm(x, hx, params, bias is not None, 1, 0.0, train, False, True)
-        steps = torch.arange(x.shape[1], device=x.device)
-        y = y * (steps[None, :] < lengths[:, None]).unsqueeze(-1).to(y.dtype)
-        last = (lengths - 1).clamp(min=0)
-        h = y[torch.arange(y.shape[0], device=y.device), last]
-        return y, h, None
+    # An empty row's state is the initial one (kernels._fused puts it there).
     packed = torch.nn.utils.rnn.pack_padded_sequence(
-        x, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False
+        x, lengths.to(torch.int64).cpu().clamp(min=1), batch_first=True,
+        enforce_sorted=False,
     )
     order = packed.sorted_indices
     hx = (hx[0][:, order], hx[1][:, order])
@@ -163,6 +212,175 @@ def _torch_lstm(
     return y, h[0][restore], c[0][restore]
 
 
-# One op, two kernels: the tensors' device decides, as the planner did.
-cudnn = _torch_lstm
-native = _torch_lstm
+cudnn = _fused.front_aligned_kernel(_cudnn_lstm)
+
+
+# ---------------------------------------------------------------------------
+# 5. Native binding
+# ---------------------------------------------------------------------------
+#
+# The compiled kernel as three custom ops, which call csrc/c_api.cc through
+# ctypes (which releases the GIL while the kernel runs): inference, training
+# forward (with a workspace for the backward) and backward. The training
+# op's autograd formula is the backward op. The fake implementations give
+# torch.compile and torch.export the results' shapes without running it.
+
+
+def _library():
+    return _compiled.declare_c_api(_compiled.load(_BINDING, "torch"))
+
+
+def _pointer(t):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def _dims(x, recurrent_kernel):
+    return (*x.shape, recurrent_kernel.shape[0])
+
+
+def _checked(tensors):
+    """Contiguous float32 CPU tensors for the kernel (the layer computes in
+    float32 where it plans this kernel)."""
+    for t in tensors:
+        if t.dtype != torch.float32 or t.device.type != "cpu":
+            raise ValueError(
+                "fastlstm's compiled kernel takes float32 CPU tensors, got "
+                f"{t.dtype} on {t.device}"
+            )
+    return [t.contiguous() for t in tensors]
+
+
+@torch.library.custom_op("fastlstm::lstm_inference", mutates_args=(), device_types="cpu")
+def _inference_op(
+    x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
+    recurrent_kernel: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor,
+    need_outputs: bool, threads: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    inputs = _checked([x, h0, c0, kernel, recurrent_kernel, bias])
+    lengths = lengths.to(torch.int32).contiguous()
+    batch, steps, _, units = _dims(x, recurrent_kernel)
+    y = x.new_empty((batch, steps if need_outputs else 0, units))
+    h, c = h0.new_empty(h0.shape), c0.new_empty(c0.shape)
+    error = _compiled.CError()
+    error.check(
+        _library().fastlstm_lstm_inference(
+            *_dims(x, recurrent_kernel), *map(_pointer, inputs), _pointer(lengths),
+            _pointer(y) if need_outputs else None, _pointer(h), _pointer(c), threads,
+            error.buffer, error.size,
+        ),
+        "inference",
+    )
+    return y, h, c
+
+
+@_inference_op.register_fake
+def _inference_fake(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs, threads):
+    batch, steps, _, units = _dims(x, recurrent_kernel)
+    return (
+        x.new_empty((batch, steps if need_outputs else 0, units)),
+        h0.new_empty(h0.shape),
+        c0.new_empty(c0.shape),
+    )
+
+
+@torch.library.custom_op("fastlstm::lstm_training", mutates_args=(), device_types="cpu")
+def _training_op(
+    x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
+    recurrent_kernel: torch.Tensor, bias: torch.Tensor, threads: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    inputs = _checked([x, h0, c0, kernel, recurrent_kernel, bias])
+    library = _library()
+    dims = _dims(x, recurrent_kernel)
+    y = x.new_empty((dims[0], dims[1], dims[3]))
+    h, c = h0.new_empty(h0.shape), c0.new_empty(c0.shape)
+    workspace = torch.empty(
+        _compiled.workspace_bytes(library, *dims, threads), dtype=torch.uint8
+    )
+    error = _compiled.CError()
+    error.check(
+        library.fastlstm_lstm_training(
+            *dims, *map(_pointer, inputs), _pointer(y), _pointer(h), _pointer(c),
+            _pointer(workspace), threads, error.buffer, error.size,
+        ),
+        "training",
+    )
+    return y, h, c, workspace
+
+
+@_training_op.register_fake
+def _training_fake(x, h0, c0, kernel, recurrent_kernel, bias, threads):
+    dims = _dims(x, recurrent_kernel)
+    if all(isinstance(d, int) for d in dims):
+        size = _compiled.workspace_bytes(_library(), *dims, threads)
+    else:  # symbolic shapes: a size known only when the op runs
+        size = torch.library.get_ctx().new_dynamic_size()
+    return (
+        x.new_empty((dims[0], dims[1], dims[3])),
+        h0.new_empty(h0.shape),
+        c0.new_empty(c0.shape),
+        x.new_empty((size,), dtype=torch.uint8),
+    )
+
+
+@torch.library.custom_op("fastlstm::lstm_backward", mutates_args=(), device_types="cpu")
+def _backward_op(
+    x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
+    recurrent_kernel: torch.Tensor, bias: torch.Tensor, y: torch.Tensor,
+    workspace: torch.Tensor, dy: torch.Tensor, dh: torch.Tensor, dc: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    inputs = _checked([x, h0, c0, kernel, recurrent_kernel, bias])
+    y, dy, dh, dc = _checked([y, dy, dh, dc])
+    grads = [torch.empty_like(t) for t in inputs]
+    # The workspace is saved for the backward and may be read again
+    # (retain_graph=True): the intermediate gradients go to a scratch copy.
+    scratch = torch.empty_like(workspace)
+    error = _compiled.CError()
+    error.check(
+        _library().fastlstm_lstm_backward(
+            *_dims(x, recurrent_kernel), *map(_pointer, inputs), _pointer(y),
+            _pointer(workspace), _pointer(dy), _pointer(dh), _pointer(dc),
+            *map(_pointer, grads), _pointer(scratch), error.buffer, error.size,
+        ),
+        "backward",
+    )
+    return tuple(grads)
+
+
+@_backward_op.register_fake
+def _backward_fake(x, h0, c0, kernel, recurrent_kernel, bias, y, workspace, dy, dh, dc):
+    return tuple(torch.empty_like(t) for t in (x, h0, c0, kernel, recurrent_kernel, bias))
+
+
+def _training_setup(ctx, inputs, output):
+    x, h0, c0, kernel, recurrent_kernel, bias, _ = inputs
+    y, _, _, workspace = output
+    ctx.save_for_backward(x, h0, c0, kernel, recurrent_kernel, bias, y, workspace)
+
+
+def _training_backward(ctx, dy, dh, dc, _):
+    saved = ctx.saved_tensors
+    y = saved[6]
+    zero = lambda d, like: torch.zeros_like(like) if d is None else d
+    grads = _backward_op(
+        *saved, zero(dy, y), zero(dh, saved[1]), zero(dc, saved[2])
+    )
+    return (*grads, None)
+
+
+_training_op.register_autograd(_training_backward, setup_context=_training_setup)
+
+
+def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs):
+    inputs = (x, h0, c0, kernel, recurrent_kernel, bias)
+    if _recording(*inputs):
+        y, h, c, _ = _training_op(*inputs, _threads())
+        return _onednn.outputs_at_lengths(y, h, c, lengths, need_outputs)
+    if lengths is None:
+        lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int32)
+    y, h, c = _inference_op(*inputs, lengths, need_outputs, _threads())
+    return (y if need_outputs else None), h, c
+
+
+native = _fused.front_aligned_kernel(_onednn.fused(_onednn_lstm))
+
+KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)

@@ -1,11 +1,13 @@
-"""Finds and loads fastlstm's compiled CPU kernel (oneDNN's LSTM) for one
-backend, or says exactly why it cannot.
+"""Finds and loads a binding of fastlstm's compiled CPU kernel (the C++ core
+of csrc/ on oneDNN), or says exactly why it cannot.
 
 `setup.py` builds one binding per framework (`_onednn_jax*.so`, an XLA FFI
-library; `_onednn_tf*.so`, a TensorFlow op library) and writes the reason for
-any binding it skipped to `_native_build.json`. Loading never raises into a
-layer call: the planner asks `status()`, and where the kernel is missing the
-plan says why and the loop runs.
+library; `_onednn_tf*.so`, a TensorFlow op library; `_onednn_torch*.so`, a C
+library for PyTorch's custom ops) and writes the reason for any binding it
+skipped to `_native_build.json`. Loading never raises into a layer call: the
+planner reads a backend's capabilities, and where the kernel is missing the
+plan says why and the loop runs. Each backend module says which binding it
+loads and how (`ctypes.CDLL`, or TensorFlow's `load_op_library`).
 """
 
 import ctypes
@@ -15,8 +17,8 @@ import json
 import os
 import pathlib
 
-_HERE = pathlib.Path(__file__).parent
-_BINDINGS = {"jax": "_onednn_jax", "tensorflow": "_onednn_tf"}
+# The bindings lie beside the package's modules.
+_HERE = pathlib.Path(__file__).parent.parent
 ONEDNN = "onednn-cpu-gomp==2023.2.0"
 DISABLE_ENV = "FASTLSTM_DISABLE_NATIVE"
 
@@ -96,9 +98,8 @@ def _load_onednn():
         raise Unavailable(f"oneDNN ({path}) did not load: {e}") from e
 
 
-def _binding_file(backend):
-    name = _BINDINGS[backend]
-    found = sorted(_HERE.glob(f"{name}.*.so")) + sorted(_HERE.glob(f"{name}.so"))
+def _binding_file(binding, backend):
+    found = sorted(_HERE.glob(f"{binding}.*.so")) + sorted(_HERE.glob(f"{binding}.so"))
     if found:
         return found[0]
     report = _HERE / "_native_build.json"
@@ -108,28 +109,30 @@ def _binding_file(backend):
         if entry.get("reason"):
             reason = f"the build skipped it: {entry['reason']}"
     raise Unavailable(
-        f"the {backend} binding of the oneDNN kernel was not built: {reason}. "
+        f"the {backend} binding of the compiled kernel was not built: {reason}. "
         "Reinstall fastlstm after the backend, without build isolation: "
         "pip install --no-build-isolation fastlstm"
     )
 
 
-@functools.lru_cache(maxsize=None)
-def _load(backend):
-    path = _binding_file(backend)
+# (binding, backend) -> the loaded library, or the `Unavailable` that says
+# why not. A plain dict, not a cache decorator, so that tracers (dynamo) read
+# it without stopping.
+_LOADED = {}
+
+
+def _open(binding, backend, loader):
+    path = _binding_file(binding, backend)
     _load_onednn()
     try:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            return tf.load_op_library(str(path))
-        return ctypes.CDLL(str(path))
+        return loader(str(path))
     except Exception as e:  # an ABI mismatch, a missing symbol, ...
         raise Unavailable(f"loading {path.name} failed: {e}") from e
 
 
-def load(backend):
-    """The loaded binding of `backend`; raises `Unavailable` with the reason.
+def load(binding, backend, loader=ctypes.CDLL):
+    """The loaded `binding` (a file name's stem) of `backend`, opened once
+    with `loader`; raises `Unavailable` with the reason.
 
     FASTLSTM_DISABLE_NATIVE=1 turns the kernel off from then on (it is read
     at every call), e.g. to export a SavedModel that a TensorFlow without
@@ -137,33 +140,87 @@ def load(backend):
     """
     if os.environ.get(DISABLE_ENV) == "1":
         raise Unavailable(f"disabled by {DISABLE_ENV}=1")
-    return _load(backend)
+    key = (binding, backend)
+    if key not in _LOADED:
+        try:
+            _LOADED[key] = _open(binding, backend, loader)
+        except Unavailable as e:
+            _LOADED[key] = e
+    found = _LOADED[key]
+    if isinstance(found, Unavailable):
+        raise found
+    return found
 
 
-def status(backend):
-    """`(True, "")` where the kernel loads, else `(False, why)`."""
+def status(binding, backend, loader=ctypes.CDLL):
+    """`(True, "")` where the binding loads, else `(False, why)`."""
     try:
-        load(backend)
+        load(binding, backend, loader)
         return True, ""
     except Unavailable as e:
         return False, str(e)
 
 
-def threads(backend):
-    """Threads the kernel may use: the backend's intra-op setting, or
-    OMP_NUM_THREADS, or the cores this process may run on."""
+def threads(framework_setting=0):
+    """Threads the kernel may use: OMP_NUM_THREADS, else the framework's
+    intra-op setting (0 where it has none), else the cores this process may
+    run on."""
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():
         return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        setting = tf.config.threading.get_intra_op_parallelism_threads()
-        if setting > 0:
-            return setting
-    if backend == "jax":
-        # XLA's CPU client takes its thread count from XLA_FLAGS.
-        for flag in os.environ.get("XLA_FLAGS", "").split():
-            name, _, value = flag.lstrip("-").partition("=")
-            if name == "intra_op_parallelism_threads" and value.isdigit():
-                return max(1, int(value))
+    if framework_setting and framework_setting > 0:
+        return int(framework_setting)
     return len(os.sched_getaffinity(0))
+
+
+class CError:
+    """An error buffer for the C functions of csrc/c_api.cc."""
+
+    SIZE = 1024
+
+    def __init__(self):
+        self.buffer = ctypes.create_string_buffer(self.SIZE)
+        self.size = ctypes.c_size_t(self.SIZE)
+
+    def check(self, result, what):
+        if result < 0:
+            raise RuntimeError(f"fastlstm's compiled kernel ({what}): {self.buffer.value.decode()}")
+        return result
+
+
+_I64, _I32, _PTR, _SIZE = ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p, ctypes.c_size_t
+_DIMS = [_I64] * 4
+_ERROR = [ctypes.c_char_p, _SIZE]
+# csrc/c_api.cc's functions: (dims, then pointers, then threads) and the
+# error buffer; each returns an int64.
+_C_API = {
+    "fastlstm_workspace_bytes": _DIMS + [_I32] + _ERROR,
+    "fastlstm_inference_chunk_steps": _DIMS + [_I32] + _ERROR,
+    # x, h0, c0, kernel, recurrent_kernel, bias, lengths, y, h, c; threads
+    "fastlstm_lstm_inference": _DIMS + [_PTR] * 10 + [_I32] + _ERROR,
+    # x, h0, c0, kernel, recurrent_kernel, bias, y, h, c, workspace; threads
+    "fastlstm_lstm_training": _DIMS + [_PTR] * 10 + [_I32] + _ERROR,
+    # x, h0, c0, kernel, recurrent_kernel, bias, y, workspace, dy, dh, dc,
+    # dx, dh0, dc0, dkernel, drecurrent_kernel, dbias, scratch
+    "fastlstm_lstm_backward": _DIMS + [_PTR] * 18 + _ERROR,
+}
+
+
+def declare_c_api(library):
+    """Sets the argument and result types of csrc/c_api.cc's functions in a
+    binding that links it; returns the binding."""
+    for name, argtypes in _C_API.items():
+        function = getattr(library, name)
+        function.argtypes = argtypes
+        function.restype = _I64
+    return library
+
+
+def workspace_bytes(library, batch, steps, features, units, threads):
+    """The size of a training pass's workspace, from a binding with the C API."""
+    error = CError()
+    return error.check(
+        library.fastlstm_workspace_bytes(
+            batch, steps, features, units, threads, error.buffer, error.size
+        ),
+        "workspace size",
+    )

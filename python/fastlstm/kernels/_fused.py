@@ -1,0 +1,67 @@
+"""A fused LSTM on front-aligned rows, made a `Kernel` (see `kernels`).
+
+cuDNN and the compiled kernel take front-aligned rows with their lengths. A
+mask without holes gives each row one valid span `[start, start + length)`:
+the rows are rotated so that each span starts at step 0, the fused LSTM runs
+with the lengths, and the outputs are put back where Keras's generic loop
+puts them (`fastlstm._sequence`). This is how left-padded batches, which
+Keras sends to its slow loop on every backend, reach the fused kernels.
+"""
+
+from keras import ops
+
+from fastlstm import _sequence
+
+
+def front_aligned_kernel(fused):
+    """The `Kernel` that runs `fused` on front-aligned rows.
+
+    `fused(x, h0, c0, weights, lengths, need_cell_state, need_outputs)`
+    returns `(outputs, h, c)` for front-aligned rows: outputs past a row's
+    length are zeros (None unless `need_outputs`), h and c are the state
+    after each row's last valid step (any value for an empty row), c may be
+    None unless `need_cell_state`; `lengths` None means every step is valid.
+    The planner sends no per-gate input dropout and no recurrent dropout
+    here.
+    """
+
+    def kernel(x, h0, c0, weights, mask, dropout, options):
+        x, _ = _sequence.drop_inputs(x, dropout.inputs)
+        if x.shape[-1] == 0:
+            # No features: one zero feature with a zero kernel row adds
+            # nothing to the gates (the fused kernels take no empty input).
+            x = ops.zeros(tuple(ops.shape(x)[:2]) + (1,), x.dtype)
+            units4 = ops.shape(weights.kernel)[-1]
+            weights = weights._replace(
+                kernel=ops.concatenate(
+                    [weights.kernel, ops.zeros((1, units4), weights.kernel.dtype)], axis=0
+                )
+            )
+        rs = options.return_sequences
+        if options.layout in (_sequence.NO_MASK, _sequence.ALL_VALID):
+            y, h, c = fused(x, h0, c0, weights, None, True, rs)
+            return h, (y if rs else None), h, c
+        starts, lengths = _sequence.valid_span(mask)
+        if options.layout != _sequence.RIGHT_PADDED:
+            x = _sequence.rotate_to_front(x, starts)
+        y, h, c = fused(x, h0, c0, weights, lengths, options.need_cell_state, rs)
+        nonempty = ops.expand_dims(lengths > 0, 1)
+        h = ops.where(nonempty, h, h0)
+        # A kernel may skip computing a c nobody reads; RNN.call still casts it.
+        c = ops.zeros_like(c0) if c is None else ops.where(nonempty, c, c0)
+        # The last output is the last valid step's, i.e. the final h, or zeros
+        # for an empty row (and for a masked last step with zero outputs).
+        keep_last = nonempty
+        if options.zero_output_for_mask:
+            keep_last = ops.logical_and(keep_last, mask[:, -1:])
+        last = ops.where(keep_last, h, ops.zeros_like(h))
+        outputs = None
+        if rs:
+            outputs = _sequence.restore_outputs(
+                y, starts, lengths, options.zero_output_for_mask
+            )
+        return last, outputs, h, c
+
+    kernel.__name__ = getattr(fused, "__name__", "fused")
+    kernel.__doc__ = fused.__doc__
+    return kernel

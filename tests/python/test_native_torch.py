@@ -1,0 +1,182 @@
+"""The compiled kernel in PyTorch: custom ops (torch.library) that autograd,
+torch.compile and torch.export know; export tracing runs the loop."""
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import torch
+
+import fastlstm
+from fastlstm.kernels import torch as module
+from helpers import make_mask, pair, to_numpy
+
+OPS = {
+    "lstm_inference": torch.ops.fastlstm.lstm_inference,
+    "lstm_training": torch.ops.fastlstm.lstm_training,
+    "lstm_backward": torch.ops.fastlstm.lstm_backward,
+}
+
+
+def _op_arguments(batch=5, steps=4, features=3, units=6, seed=0):
+    rng = np.random.default_rng(seed)
+    tensor = lambda *shape: torch.tensor(rng.standard_normal(shape).astype("float32"))
+    return (
+        tensor(batch, steps, features), tensor(batch, units), tensor(batch, units),
+        tensor(features, 4 * units), tensor(units, 4 * units), tensor(4 * units),
+    )
+
+
+@pytest.mark.parametrize("name", ["lstm_inference", "lstm_training"])
+def test_custom_ops_pass_torch_library_opcheck(name):
+    """opcheck: the fake implementations agree with the real ones, the
+    schema is honest, and the autograd registration works (the training op,
+    whose gradient is the backward op)."""
+    x, h0, c0, kernel, recurrent_kernel, bias = _op_arguments()
+    if name == "lstm_inference":
+        args = (x, h0, c0, kernel, recurrent_kernel, bias,
+                torch.tensor([4, 2, 1, 4, 3], dtype=torch.int32), True, 2)
+    else:
+        args = tuple(t.requires_grad_(True) for t in (x, h0, c0, kernel, recurrent_kernel, bias)) + (2,)
+    torch.library.opcheck(OPS[name], args)
+
+
+def test_training_op_gradients_match_autograd_through_the_loop():
+    inputs = [t.requires_grad_(True) for t in _op_arguments(seed=1)]
+    y, h, c, _ = OPS["lstm_training"](*inputs, 2)
+    loss = (y * y.cos()).sum() + h.sum() + (c * 0.5).sum()
+    got = torch.autograd.grad(loss, inputs)
+    layer = fastlstm.LSTM(6, return_sequences=True, return_state=True)
+    x, h0, c0, kernel, recurrent_kernel, bias = (t.detach().requires_grad_(True) for t in inputs)
+    layer.build(tuple(x.shape))
+    layer.set_weights([kernel.detach().numpy(), recurrent_kernel.detach().numpy(), bias.detach().numpy()])
+    os.environ["FASTLSTM_DISABLE_NATIVE"] = "1"
+    try:
+        assert fastlstm.plan(layer, x).kernel == "loop"
+        y, h, c = layer(x, initial_state=[h0, c0])
+    finally:
+        del os.environ["FASTLSTM_DISABLE_NATIVE"]
+    loss = (y * y.cos()).sum() + h.sum() + (c * 0.5).sum()
+    weights = [v.value for v in layer.trainable_variables]
+    want = torch.autograd.grad(loss, [x, h0, c0] + weights)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), atol=1e-5)
+
+
+def _model(lstm, masked, steps=7, features=3):
+    inp = keras.Input((steps, features))
+    h = keras.layers.Masking(0.0)(inp) if masked else inp
+    return keras.Model(inp, keras.layers.Dense(1)(lstm(h)))
+
+
+def _padded(masked, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((16, 7, 3)).astype("float32")
+    if masked:
+        x[~make_mask("left", 16, 7, seed=seed)] = 0.0
+    y = rng.standard_normal((16, 1)).astype("float32")
+    return x, y
+
+
+def test_torch_compile_traces_the_custom_op_in_one_graph():
+    layer = fastlstm.LSTM(4, return_sequences=True)
+    x = torch.tensor(_padded(False)[0])
+    layer.build(tuple(x.shape))
+
+    def loss(x):
+        return (layer(x) ** 2).sum()
+
+    explained = torch._dynamo.explain(loss)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    targets = [
+        str(n.target) for g in explained.graphs for n in g.graph.nodes if n.op == "call_function"
+    ]
+    assert "fastlstm.lstm_training.default" in targets
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_jit_compile_fit_gives_the_weights_of_eager_fit(masked):
+    """Keras's jit_compile=True on PyTorch is torch.compile: the compiled
+    training step runs the custom op, and trains as the eager one does."""
+    x, y = _padded(masked)
+    models = [_model(fastlstm.LSTM(4, seed=1), masked) for _ in range(2)]
+    models[1].set_weights(models[0].get_weights())
+    for m, jit in zip(models, (False, True)):
+        m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=jit)
+        m.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    assert models[1].jit_compile
+    start = _model(fastlstm.LSTM(4, seed=1), masked).get_weights()
+    for eager, compiled, before in zip(models[0].get_weights(), models[1].get_weights(), start):
+        # Compiled and eager differ in the last float bits (inductor fuses
+        # the Dense layer, the loss and SGD), far less than training moved.
+        np.testing.assert_allclose(compiled, eager, atol=2e-5)
+    assert any(not np.allclose(a, b) for a, b in zip(models[0].get_weights(), start))
+
+
+MASKS = ["none", "left", "right", "holes"]
+
+
+def _export_case(mask_kind):
+    x = np.random.default_rng(2).standard_normal((8, 6, 3)).astype("float32")
+    mask = make_mask(mask_kind, 8, 6, seed=3)
+    if mask is not None:
+        mask[:, -1] = True  # Masking reads the mask from the zeros
+        x[~mask] = 0.0
+    model = _model(fastlstm.LSTM(4, return_sequences=False), mask is not None, steps=6)
+    return model, x, np.asarray(model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("mask_kind", MASKS)
+def test_torch_export_runs_the_loop_with_kerass_numbers(mask_kind):
+    model, x, want = _export_case(mask_kind)
+    seen = []
+    real_plan = fastlstm.LSTM._decide
+
+    def recording(self, *args, **kwargs):
+        plan = real_plan(self, *args, **kwargs)
+        seen.append(plan)
+        return plan
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fastlstm.LSTM, "_decide", recording)
+        exported = torch.export.export(model, (torch.tensor(x),))
+    assert seen and all(p.kernel == "loop" for p in seen)
+    assert "(found: traced by torch.export)" in str(seen[-1])
+    got = exported.module()(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
+    assert not any("fastlstm" in t for t in targets)
+
+
+@pytest.mark.parametrize("mask_kind", MASKS)
+def test_onnx_export_runs_in_onnxruntime_with_kerass_numbers(tmp_path, mask_kind):
+    import onnxruntime
+
+    model, x, want = _export_case(mask_kind)
+    path = str(tmp_path / "model.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.export(path, format="onnx", verbose=False)
+    session = onnxruntime.InferenceSession(path)
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_export_tracing_is_a_fact_the_plan_names():
+    layer, _ = pair(4)
+    x = np.zeros((2, 5, 3), "float32")
+    layer.build(x.shape)
+    assert fastlstm.plan(layer, x).kernel == "native"
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            probe.append(fastlstm.plan(layer, x))
+            return x
+
+    probe = []
+    torch.jit.trace(Probe(), torch.zeros(2, 5, 3), check_trace=False)
+    assert probe[-1].kernel == "loop"
+    assert "traced by torch.jit.trace" in str(probe[-1])
+    assert to_numpy(layer(x)).shape == (2, 4)
