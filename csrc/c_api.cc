@@ -27,6 +27,14 @@ int64_t report(const std::string& e, char* error, size_t error_size) {
 
 extern "C" {
 
+// Runs the blocks of rows of later calls on the caller's OpenMP team
+// (`callers_openmp` != 0) or on fastlstm's own threads; see
+// lstm_onednn.h's PartThreads.
+void fastlstm_use_callers_openmp_threads(int32_t callers_openmp) {
+  fastlstm::set_part_threads(callers_openmp ? fastlstm::PartThreads::kCallersOpenMP
+                                            : fastlstm::PartThreads::kOwn);
+}
+
 // The workspace size of a training pass, or -1.
 int64_t fastlstm_workspace_bytes(int64_t batch, int64_t steps, int64_t features,
                                  int64_t units, int32_t threads, char* error,

@@ -230,19 +230,30 @@ memory to_primitive_layout(const Reorder& r, const void* data,
 // where x86 arithmetic is many times slower (measured with torch.nn.LSTM,
 // which keeps them: 1.6 s a training step at 32 rows, 2000 steps, 128
 // units, 0.4 s with them flushed).
+//
+// Both are restored when the part ends: part 0 runs on the caller's thread,
+// whose OpenMP setting is the framework's own (PyTorch reads its intra-op
+// thread count from it).
 class PartThread {
  public:
-#if defined(__x86_64__) || defined(__i386__)
-  PartThread() : saved_csr_(_mm_getcsr()) {
+  PartThread() : saved_threads_(omp_get_max_threads()) {
     omp_set_num_threads(1);
+#if defined(__x86_64__) || defined(__i386__)
+    saved_csr_ = _mm_getcsr();
     _mm_setcsr(saved_csr_ | 0x8040);  // flush to zero, denormals are zero
+#endif
   }
-  ~PartThread() { _mm_setcsr(saved_csr_); }
+  ~PartThread() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_setcsr(saved_csr_);
+#endif
+    omp_set_num_threads(saved_threads_);
+  }
 
  private:
-  unsigned saved_csr_;
-#else
-  PartThread() { omp_set_num_threads(1); }
+  int saved_threads_;
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned saved_csr_ = 0;
 #endif
 };
 
@@ -578,6 +589,9 @@ std::string backward_part(const Dims& d, const float* x, const float* h0,
   }
 }
 
+// Where the parts of a call run (set_part_threads()).
+PartThreads part_threads = PartThreads::kOwn;
+
 // Threads that run parts of a call, each part a block of rows. Rows are
 // independent, so a call splits into blocks that run start to end on their
 // own and meet once at the end, instead of meeting at every step as
@@ -590,9 +604,18 @@ class Workers {
   }
 
   // Runs run(part) for every part: part 0 on this thread, the others on
-  // workers; returns the first error.
+  // workers (or on the caller's OpenMP team); returns the first error.
   std::string run(int parts, const std::function<std::string(int)>& run) {
     if (parts <= 1) return run(0);
+    if (part_threads == PartThreads::kCallersOpenMP) {
+      std::vector<std::string> errors(parts);
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+      for (int part = 0; part < parts; ++part) errors[part] = run(part);
+      for (const auto& e : errors) {
+        if (!e.empty()) return e;
+      }
+      return "";
+    }
     std::vector<std::string> errors(parts);
     std::mutex done_mutex;
     std::condition_variable done;
@@ -696,6 +719,8 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 }
 
 }  // namespace
+
+void set_part_threads(PartThreads threads) { part_threads = threads; }
 
 std::string check_shapes(const std::vector<int64_t>& x,
                          const std::vector<int64_t>& h0,

@@ -31,6 +31,14 @@
 
 namespace fastlstm {
 
+// Where a call's blocks of rows run: on threads of fastlstm's own, asleep
+// between calls (the default: JAX and TensorFlow call from threads of their
+// own pools), or on the OpenMP team of the calling thread (PyTorch, whose
+// intra-op threads are that team: its threads would otherwise spin beside
+// fastlstm's own after each of PyTorch's parallel ops, on the same cores).
+enum class PartThreads { kOwn, kCallersOpenMP };
+void set_part_threads(PartThreads threads);
+
 struct Dims {
   int64_t batch;
   int64_t steps;

@@ -90,8 +90,36 @@ def activation_name(fn):
     return getattr(fn, "__name__", repr(fn))
 
 
+# Plans already made, by their facts: a layer called again with the same
+# facts (every training step) gets the same plan without writing out its
+# requirements again. Facts are few per process (configurations, layouts,
+# dtypes, batch sizes); the dict stops growing at _PLANS_KEPT. A plan made
+# while a compiler traces the call is not kept: it may leave nothing behind
+# (torch.compile cannot rebuild such an object after its trace).
+_PLANS = {}
+_PLANS_KEPT = 4096
+
+
 def decide(
-    *,
+    *, capabilities, activation, recurrent_activation, use_bias, unroll,
+    dropout, recurrent_dropout, implementation, use_cudnn, mask, training,
+    dtype, batch=None,
+):
+    """Chooses the kernel (see `_decide`, which documents the facts); the
+    same facts always give the same plan, made once."""
+    facts = (
+        capabilities, activation, recurrent_activation, use_bias, unroll, dropout,
+        recurrent_dropout, implementation, use_cudnn, mask, training, dtype, batch,
+    )
+    plan = _PLANS.get(facts)
+    if plan is None:
+        plan = _decide(*facts)
+        if len(_PLANS) < _PLANS_KEPT and not capabilities.compiling:
+            _PLANS[facts] = plan
+    return plan
+
+
+def _decide(
     capabilities,
     activation,
     recurrent_activation,

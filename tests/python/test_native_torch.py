@@ -180,3 +180,36 @@ def test_export_tracing_is_a_fact_the_plan_names():
     assert probe[-1].kernel == "loop"
     assert "traced by torch.jit.trace" in str(probe[-1])
     assert to_numpy(layer(x)).shape == (2, 4)
+
+
+def test_the_kernel_leaves_pytorchs_thread_count_as_it_was():
+    """The kernel runs oneDNN single-threaded on each of its threads, the
+    caller's included, and restores the caller's OpenMP setting: PyTorch
+    reads its intra-op thread count from it."""
+    before = torch.get_num_threads()
+    layer = fastlstm.LSTM(4)
+    x = torch.tensor(_padded(False)[0])
+    assert fastlstm.plan(layer, x).kernel == "native"
+    # 16 rows split into two blocks on two threads; 4 rows run on this one.
+    for rows in (x, x[:4]):
+        with torch.no_grad():
+            layer(rows)
+        (layer(rows) ** 2).sum().backward()
+        assert torch.get_num_threads() == before
+
+
+def test_unused_outputs_get_no_zero_gradients_written():
+    """A training step whose final c and outputs nobody reads sends no
+    gradient for them and for the workspace: none is written out as zeros
+    (the workspace's would be megabytes each step)."""
+    inputs = [t.requires_grad_(True) for t in _op_arguments(seed=3)]
+    _, h, _, workspace = OPS["lstm_training"](*inputs, 1)
+    assert not workspace.requires_grad
+    with torch.profiler.profile(record_shapes=True) as prof:
+        h.sum().backward()
+    written = [
+        e.input_shapes[0] for e in prof.events()
+        if e.name in ("aten::zero_", "aten::fill_") and e.input_shapes
+    ]
+    assert written, "the profiler saw no zeros written at all"
+    assert [workspace.numel()] not in written, written

@@ -124,6 +124,8 @@ class Capabilities:
         exporting: the tracer that is tracing this call for an artifact
             meant to run elsewhere (e.g. "torch.export"), which cannot carry
             the compiled kernel; "" where none is.
+        compiling: the compiler tracing this call to run it here (e.g.
+            "torch.compile"), which carries every kernel; "" where none is.
     """
 
     backend: str
@@ -134,6 +136,7 @@ class Capabilities:
     native_min_batch: int = 1
     cudnn_dtypes: tuple = ("float16", "float32", "float64")
     exporting: str = ""
+    compiling: str = ""
 
 
 @typing.runtime_checkable

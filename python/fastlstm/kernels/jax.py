@@ -33,12 +33,18 @@ def capabilities():
     native, why = _compiled.status(_BINDING, "jax")
     return Capabilities(
         backend="jax",
-        device="gpu" if jax.default_backend() == "gpu" else "cpu",
+        device=_device(),
         native=native,
         native_why=why,
         native_dtypes=("float32",),
         native_min_batch=_NATIVE_MIN_BATCH,
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _device():
+    # Once per process: the default backend does not change.
+    return "gpu" if jax.default_backend() == "gpu" else "cpu"
 
 
 def setup():

@@ -35,7 +35,7 @@ def capabilities():
     native, why = _native_status()
     return Capabilities(
         backend="tensorflow",
-        device="gpu" if tf.config.list_logical_devices("GPU") else "cpu",
+        device=_device(),
         native=native,
         native_why=why,
         native_dtypes=("float32",),
@@ -43,6 +43,12 @@ def capabilities():
         # size measured.
         native_min_batch=1,
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _device():
+    # Once per process: TensorFlow's logical devices are fixed once it runs.
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
 
 
 def setup():
