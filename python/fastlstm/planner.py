@@ -10,6 +10,7 @@ import dataclasses
 from keras import activations
 
 from fastlstm import _sequence
+from fastlstm.kernels import HALF_DTYPES
 
 KERNELS = ("cudnn", "native", "loop", "unrolled")
 # The kernels that run the backend's fused LSTM; the others run the recurrence.
@@ -72,6 +73,16 @@ class Plan:
 
     # The plan is for reading: the REPL (and R's print) show it whole.
     __repr__ = __str__
+
+
+def _dtype_requirement(dtype, computed_in):
+    """A fused kernel's dtype requirement: the dtypes it computes in, and
+    mixed precision's, which it computes in float32 where it lacks them."""
+    accepted = tuple(computed_in) + tuple(d for d in HALF_DTYPES if d not in computed_in)
+    found = dtype
+    if dtype in HALF_DTYPES and dtype not in computed_in:
+        found += ", computed in float32 inside"
+    return f"the dtype is {_one_of(accepted)} (found {found})", dtype in accepted
 
 
 def _one_of(names):
@@ -196,10 +207,7 @@ def _decide(
             + ("; a mask with holes falls back to loop" if mask == _sequence.RUNTIME else ""),
             no_holes,
         ),
-        (
-            f"the dtype is {_one_of(caps.cudnn_dtypes)} (found {dtype})",
-            dtype in caps.cudnn_dtypes,
-        ),
+        _dtype_requirement(dtype, caps.cudnn_dtypes),
     ]
     native = [
         (
@@ -222,10 +230,7 @@ def _decide(
             + ("; a mask with holes falls back to loop" if mask == _sequence.RUNTIME else ""),
             no_holes,
         ),
-        (
-            f"the dtype is {_one_of(caps.native_dtypes)} (found {dtype})",
-            dtype in caps.native_dtypes,
-        ),
+        _dtype_requirement(dtype, caps.native_dtypes),
     ]
     if caps.native_min_batch > 1:
         native.append((

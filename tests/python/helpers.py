@@ -94,7 +94,10 @@ def grads(layer, x, mask=None, initial_state=None, training=False, seed=1):
         outs = as_list(outs)
         if probes is None:
             probes = [rng.standard_normal(tuple(o.shape)).astype("float32") for o in outs]
-        return sum(ops.sum(o * ops.convert_to_tensor(p)) for o, p in zip(outs, probes))
+        return sum(
+            ops.sum(ops.cast(o, "float32") * ops.convert_to_tensor(p))
+            for o, p in zip(outs, probes)
+        )
 
     states = [np.asarray(s, "float32") for s in initial_state] if initial_state else []
     if BACKEND == "tensorflow":
@@ -168,7 +171,7 @@ def fused_stand_in(module):
         _, y, h, c = loop(x, h0, c0, weights, mask, Dropout(), options)
         return y, h, c
 
-    return contract(_fused.front_aligned_kernel(stand_in))
+    return contract(_fused.front_aligned_kernel(stand_in, ("float16", "float32", "float64")))
 
 
 def instrument_kernels(monkeypatch, device="here"):

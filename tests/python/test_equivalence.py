@@ -191,10 +191,26 @@ def test_mixed_precision_matches_keras(policy, mask_kind):
         o.dtype == np.dtype(compute) for o in out if compute != "bfloat16"
     )
     ref_out = forward(ref, x, mask, states)
+    # Each dtype's tolerance: a few units in the last place of outputs in
+    # [-1, 1] (float16 has 11 significant bits, bfloat16 8).
     atol = 2e-2 if policy == "mixed_bfloat16" else 3e-3
     assert_all_close(
         [o.astype("float32") for o in out], [o.astype("float32") for o in ref_out], atol=atol
     )
+    # Mixed precision keeps the fused kernel, which computes in float32.
+    plan = fastlstm.plan(layer, x, mask=mask)
+    assert plan.kernel == ("cudnn" if plan.device == "gpu" else "native"), str(plan)
+    if plan.kernel == "native":
+        assert f"found {compute}, computed in float32 inside" in str(plan)
+    # Gradients (of float32 variables): against a float32 LSTM's, to the
+    # dtype's tolerance relative to their size. (Keras's loop, which
+    # computes every step in the half dtype, strays further from them.)
+    float32_layer = fastlstm.LSTM(U, return_sequences=True, return_state=True)
+    build_pair(layer, float32_layer, input_shape=x.shape)
+    got, want = grads(layer, x, mask, states), grads(float32_layer, x, mask, states)
+    for g, w in zip(got, want):
+        scale = max(1.0, float(np.abs(w).max()))
+        np.testing.assert_allclose(g.astype("float32"), w.astype("float32"), atol=atol * scale)
 
 
 @pytest.mark.parametrize("padding", ["left", "holes"])

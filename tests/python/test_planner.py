@@ -70,7 +70,21 @@ def test_native_needs_its_library_loaded_and_says_why_not():
 def test_native_needs_one_of_its_dtypes():
     plan = decide(backend="tensorflow", dtype="float64", native_dtypes=("float32",))
     assert plan.kernel == "loop"
-    assert [r.text for r in plan.unmet("native")] == ["the dtype is float32 (found float64)"]
+    assert [r.text for r in plan.unmet("native")] == [
+        "the dtype is float32, float16 or bfloat16 (found float64)"
+    ]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_mixed_precision_keeps_the_fused_kernels_computing_in_float32_where_needed(dtype, device):
+    plan = decide(device=device, dtype=dtype)
+    assert plan.kernel == ("native" if device == "cpu" else "cudnn")
+    native = [r.text for r in plan.reasons if r.kernel == "native" and "dtype" in r.text]
+    assert native == [f"the dtype is float32, float16 or bfloat16 (found {dtype}, computed in float32 inside)"]
+    cudnn = [r.text for r in plan.reasons if r.kernel == "cudnn" and "dtype" in r.text]
+    inside = ", computed in float32 inside" if dtype == "bfloat16" else ""
+    assert cudnn == [f"the dtype is float16, float32, float64 or bfloat16 (found {dtype}{inside})"]
 
 
 def test_native_with_a_mask_with_holes_needs_the_loop():
@@ -86,7 +100,7 @@ def test_native_with_a_mask_with_holes_needs_the_loop():
         (dict(recurrent_activation="hard_sigmoid"), "recurrent_activation is sigmoid (found hard_sigmoid)"),
         (dict(recurrent_dropout=0.2, training=True), "recurrent_dropout is 0 or the call is not training (found recurrent_dropout=0.2, training=True)"),
         (dict(use_bias=False), "use_bias is True (found False)"),
-        (dict(dtype="bfloat16"), "the dtype is float16, float32 or float64 (found bfloat16)"),
+        (dict(dtype="int32"), "the dtype is float16, float32, float64 or bfloat16 (found int32)"),
     ],
 )
 def test_each_cudnn_requirement_is_named_when_unmet(change, unmet):

@@ -47,6 +47,13 @@ SUMMARY = (
 BACKENDS = ("tensorflow", "jax", "torch")
 # The planner's kernels that run a backend's fused LSTM on front-aligned rows.
 FUSED = ("cudnn", "native")
+# Mixed precision's compute dtypes: a fused kernel that does not compute in
+# one of them computes it in float32 inside and returns the dtype it was
+# given (`kernels._fused`), so a mixed_float16 or mixed_bfloat16 policy keeps
+# the fused kernels.
+HALF_DTYPES = ("float16", "bfloat16")
+# The dtypes cuDNN computes in, on every backend.
+CUDNN_DTYPES = ("float16", "float32", "float64")
 
 
 class Weights(typing.NamedTuple):
@@ -117,10 +124,12 @@ class Capabilities:
         device: "cpu" or "gpu": where the backend puts new tensors.
         native: whether the compiled kernel can run in this process and
             context; `native_why` says why not.
-        native_dtypes: the compute dtypes the compiled kernel runs in.
+        native_dtypes: the compute dtypes the compiled kernel computes in;
+            it takes `HALF_DTYPES` too, computed in float32.
         native_min_batch: the fewest rows for which the compiled kernel is
             faster than the backend's loop (1 where it always is).
-        cudnn_dtypes: the compute dtypes cuDNN runs in.
+        cudnn_dtypes: the compute dtypes cuDNN computes in; it takes
+            `HALF_DTYPES` too, those it lacks computed in float32.
         exporting: the tracer that is tracing this call for an artifact
             meant to run elsewhere (e.g. "torch.export"), which cannot carry
             the compiled kernel; "" where none is.
@@ -134,7 +143,7 @@ class Capabilities:
     native_why: str
     native_dtypes: tuple
     native_min_batch: int = 1
-    cudnn_dtypes: tuple = ("float16", "float32", "float64")
+    cudnn_dtypes: tuple = CUDNN_DTYPES
     exporting: str = ""
     compiling: str = ""
 

@@ -8,13 +8,18 @@ puts them (`fastlstm._sequence`). This is how left-padded batches, which
 Keras sends to its slow loop on every backend, reach the fused kernels.
 """
 
+from keras import backend
 from keras import ops
 
 from fastlstm import _sequence
 
 
-def front_aligned_kernel(fused):
+def front_aligned_kernel(fused, dtypes):
     """The `Kernel` that runs `fused` on front-aligned rows.
+
+    `dtypes` are those `fused` computes in; calls in another (mixed
+    precision's float16 or bfloat16: the planner sends no other) compute in
+    float32 inside and return their own dtype.
 
     `fused(x, h0, c0, weights, lengths, need_cell_state, need_outputs)`
     returns `(outputs, h, c)` for front-aligned rows: outputs past a row's
@@ -26,6 +31,18 @@ def front_aligned_kernel(fused):
     """
 
     def kernel(x, h0, c0, weights, mask, dropout, options):
+        dtype = backend.standardize_dtype(x.dtype)
+        if dtype in dtypes:
+            return run(x, h0, c0, weights, mask, dropout, options)
+        as_float32 = lambda t: None if t is None else ops.cast(t, "float32")
+        result = run(
+            as_float32(x), as_float32(h0), as_float32(c0),
+            type(weights)(*map(as_float32, weights)), mask,
+            type(dropout)(as_float32(dropout.inputs), None), options,
+        )
+        return tuple(None if t is None else ops.cast(t, dtype) for t in result)
+
+    def run(x, h0, c0, weights, mask, dropout, options):
         x, _ = _sequence.drop_inputs(x, dropout.inputs)
         if x.shape[-1] == 0:
             # No features: one zero feature with a zero kernel row adds

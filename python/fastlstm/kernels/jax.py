@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from fastlstm import _sequence
 from fastlstm import equations
+from fastlstm.kernels import CUDNN_DTYPES
 from fastlstm.kernels import Capabilities
 from fastlstm.kernels import _compiled
 from fastlstm.kernels import _fused
@@ -20,6 +21,10 @@ from fastlstm.kernels import kernel_table
 # ---------------------------------------------------------------------------
 # 1. Capabilities
 # ---------------------------------------------------------------------------
+
+# The compiled kernel computes in float32 (mixed precision's float16 and
+# bfloat16 too, cast around it: see kernels._fused).
+_NATIVE_DTYPES = ("float32",)
 
 _BINDING = "_onednn_jax"
 # Below 8 rows XLA's scan and the compiled kernel are about even, or the scan
@@ -36,7 +41,7 @@ def capabilities():
         device=_device(),
         native=native,
         native_why=why,
-        native_dtypes=("float32",),
+        native_dtypes=_NATIVE_DTYPES,
         native_min_batch=_NATIVE_MIN_BATCH,
     )
 
@@ -223,7 +228,7 @@ def _cudnn_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
     return y, h[0], c[0]
 
 
-cudnn = _fused.front_aligned_kernel(_cudnn_lstm)
+cudnn = _fused.front_aligned_kernel(_cudnn_lstm, CUDNN_DTYPES)
 
 
 # ---------------------------------------------------------------------------
@@ -376,6 +381,6 @@ def _per_device_rows(run, args, outputs):
     )(*(a for a in args if a is not None))
 
 
-native = _fused.front_aligned_kernel(_native_lstm)
+native = _fused.front_aligned_kernel(_native_lstm, _NATIVE_DTYPES)
 
 KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)

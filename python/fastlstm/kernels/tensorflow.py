@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from fastlstm import _sequence
 from fastlstm import equations
+from fastlstm.kernels import CUDNN_DTYPES
 from fastlstm.kernels import Capabilities
 from fastlstm.kernels import _compiled
 from fastlstm.kernels import _fused
@@ -19,6 +20,10 @@ from fastlstm.kernels import kernel_table
 # ---------------------------------------------------------------------------
 # 1. Capabilities
 # ---------------------------------------------------------------------------
+
+# The compiled kernel computes in float32 (mixed precision's float16 and
+# bfloat16 too, cast around it: see kernels._fused).
+_NATIVE_DTYPES = ("float32",)
 
 _BINDING = "_onednn_tf"
 
@@ -38,7 +43,7 @@ def capabilities():
         device=_device(),
         native=native,
         native_why=why,
-        native_dtypes=("float32",),
+        native_dtypes=_NATIVE_DTYPES,
         # TensorFlow's loop is slower than the compiled kernel at every batch
         # size measured.
         native_min_batch=1,
@@ -307,7 +312,7 @@ def _cudnn_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
     return outputs, tf.squeeze(h, 1), tf.squeeze(c, 1)
 
 
-cudnn = _fused.front_aligned_kernel(_cudnn_lstm)
+cudnn = _fused.front_aligned_kernel(_cudnn_lstm, CUDNN_DTYPES)
 
 
 # ---------------------------------------------------------------------------
@@ -368,6 +373,6 @@ def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_output
     return y, h, c
 
 
-native = _fused.front_aligned_kernel(_onednn.fused(_onednn_lstm))
+native = _fused.front_aligned_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES)
 
 KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)

@@ -11,6 +11,7 @@ import torch
 
 from fastlstm import _sequence
 from fastlstm import equations
+from fastlstm.kernels import CUDNN_DTYPES
 from fastlstm.kernels import Capabilities
 from fastlstm.kernels import _compiled
 from fastlstm.kernels import _fused
@@ -22,6 +23,10 @@ from fastlstm.kernels import kernel_table
 # 1. Capabilities
 # ---------------------------------------------------------------------------
 
+# The compiled kernel computes in float32 (mixed precision's float16 and
+# bfloat16 too, cast around it: see kernels._fused).
+_NATIVE_DTYPES = ("float32",)
+
 _BINDING = "_onednn_torch"
 
 
@@ -32,7 +37,7 @@ def capabilities():
         device=_device(),
         native=native,
         native_why=why,
-        native_dtypes=("float32",),
+        native_dtypes=_NATIVE_DTYPES,
         # The custom op is faster than a Python loop at every batch size.
         native_min_batch=1,
         exporting=_exporting(),
@@ -232,7 +237,7 @@ def _cudnn_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
     return y, h[0][restore], c[0][restore]
 
 
-cudnn = _fused.front_aligned_kernel(_cudnn_lstm)
+cudnn = _fused.front_aligned_kernel(_cudnn_lstm, CUDNN_DTYPES)
 
 
 # ---------------------------------------------------------------------------
@@ -405,6 +410,6 @@ def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_output
     return (y if need_outputs else None), h, c
 
 
-native = _fused.front_aligned_kernel(_onednn.fused(_onednn_lstm))
+native = _fused.front_aligned_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES)
 
 KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)
