@@ -104,6 +104,9 @@ np.savez(
     f"{folder}/grads{rank}.npz",
     *[v.value.grad.numpy() for v in model.trainable_variables],
 )
+# Both processes done before either closes its connections (gloo aborts a
+# process whose peer hangs up mid-call).
+dist.barrier()
 dist.destroy_process_group()
 """
 
