@@ -58,41 +58,43 @@ int64_t fastlstm_inference_chunk_steps(int64_t batch, int64_t steps,
   return chunk;
 }
 
-// lstm_inference(); `y` may be null.
+// lstm_inference(); `starts`, `lengths` and `y` may be null.
 int64_t fastlstm_lstm_inference(int64_t batch, int64_t steps, int64_t features,
                                 int64_t units, const float* x, const float* h0,
                                 const float* c0, const float* kernel,
                                 const float* recurrent_kernel, const float* bias,
-                                const int32_t* lengths, float* y, float* h_last,
-                                float* c_last, int32_t threads, char* error,
-                                size_t error_size) {
+                                const int32_t* starts, const int32_t* lengths,
+                                float* y, float* h_last, float* c_last,
+                                int32_t threads, char* error, size_t error_size) {
   return report(
       fastlstm::lstm_inference({batch, steps, features, units}, x, h0, c0,
-                               {kernel, recurrent_kernel, bias}, lengths, y,
-                               h_last, c_last, threads),
+                               {kernel, recurrent_kernel, bias}, {starts, lengths},
+                               y, h_last, c_last, threads),
       error, error_size);
 }
 
-// lstm_training().
+// lstm_training(); `starts` and `lengths` may be null.
 int64_t fastlstm_lstm_training(int64_t batch, int64_t steps, int64_t features,
                                int64_t units, const float* x, const float* h0,
                                const float* c0, const float* kernel,
                                const float* recurrent_kernel, const float* bias,
+                               const int32_t* starts, const int32_t* lengths,
                                float* y, float* h_last, float* c_last,
                                void* workspace, int32_t threads, char* error,
                                size_t error_size) {
   return report(
       fastlstm::lstm_training({batch, steps, features, units}, x, h0, c0,
-                              {kernel, recurrent_kernel, bias}, y, h_last,
-                              c_last, workspace, threads),
+                              {kernel, recurrent_kernel, bias}, {starts, lengths},
+                              y, h_last, c_last, workspace, threads),
       error, error_size);
 }
 
-// lstm_backward().
+// lstm_backward(); `starts` and `lengths` may be null.
 int64_t fastlstm_lstm_backward(int64_t batch, int64_t steps, int64_t features,
                                int64_t units, const float* x, const float* h0,
                                const float* c0, const float* kernel,
                                const float* recurrent_kernel, const float* bias,
+                               const int32_t* starts, const int32_t* lengths,
                                const float* y, const void* workspace,
                                const float* dy, const float* dh_last,
                                const float* dc_last, float* dx, float* dh0,
@@ -101,9 +103,9 @@ int64_t fastlstm_lstm_backward(int64_t batch, int64_t steps, int64_t features,
                                void* scratch, char* error, size_t error_size) {
   return report(
       fastlstm::lstm_backward({batch, steps, features, units}, x, h0, c0,
-                              {kernel, recurrent_kernel, bias}, y, workspace,
-                              dy, dh_last, dc_last, dx, dh0, dc0, dkernel,
-                              drecurrent_kernel, dbias, scratch),
+                              {kernel, recurrent_kernel, bias}, {starts, lengths},
+                              y, workspace, dy, dh_last, dc_last, dx, dh0, dc0,
+                              dkernel, drecurrent_kernel, dbias, scratch),
       error, error_size);
 }
 

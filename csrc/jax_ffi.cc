@@ -46,8 +46,14 @@ std::string check_forward_shapes(const F32& x, const F32& h0, const F32& c0,
 }
 
 // y may have no steps: the caller needs only the states.
+using S32 = ffi::Buffer<ffi::S32>;
+
+fastlstm::Spans spans_of(const S32& starts, const S32& lengths) {
+  return {starts.typed_data(), lengths.typed_data()};
+}
+
 ffi::Error Inference(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
-                     F32 bias, ffi::Buffer<ffi::S32> lengths, F32Out y,
+                     F32 bias, S32 starts, S32 lengths, F32Out y,
                      F32Out h, F32Out c, int64_t threads) {
   std::string shapes = check_forward_shapes(x, h0, c0, kernel, recurrent_kernel, bias);
   if (!shapes.empty()) return ffi::Error::InvalidArgument(shapes);
@@ -56,27 +62,29 @@ ffi::Error Inference(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
   float* outputs = y->element_count() ? y->typed_data() : nullptr;
   return status(fastlstm::lstm_inference(
       dims_of(x, recurrent_kernel), x.typed_data(), h0.typed_data(),
-      c0.typed_data(), w, lengths.typed_data(), outputs, h->typed_data(),
+      c0.typed_data(), w, spans_of(starts, lengths), outputs, h->typed_data(),
       c->typed_data(), static_cast<int>(threads)));
 }
 
 ffi::Error Training(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
-                    F32 bias, F32Out y, F32Out h, F32Out c, U8Out workspace,
-                    int64_t threads) {
+                    F32 bias, S32 starts, S32 lengths, F32Out y, F32Out h,
+                    F32Out c, U8Out workspace, int64_t threads) {
   std::string shapes = check_forward_shapes(x, h0, c0, kernel, recurrent_kernel, bias);
   if (!shapes.empty()) return ffi::Error::InvalidArgument(shapes);
   fastlstm::Weights w{kernel.typed_data(), recurrent_kernel.typed_data(),
                       bias.typed_data()};
   return status(fastlstm::lstm_training(
       dims_of(x, recurrent_kernel), x.typed_data(), h0.typed_data(),
-      c0.typed_data(), w, y->typed_data(), h->typed_data(), c->typed_data(),
-      workspace->untyped_data(), static_cast<int>(threads)));
+      c0.typed_data(), w, spans_of(starts, lengths), y->typed_data(),
+      h->typed_data(), c->typed_data(), workspace->untyped_data(),
+      static_cast<int>(threads)));
 }
 
 // `scratch` is the workspace itself (Python aliases the two), which the
 // backward pass overwrites.
 ffi::Error Backward(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
-                    F32 bias, F32 y, U8 workspace, F32 dy, F32 dh, F32 dc,
+                    F32 bias, S32 starts, S32 lengths, F32 y, U8 workspace,
+                    F32 dy, F32 dh, F32 dc,
                     F32Out dx, F32Out dh0, F32Out dc0, F32Out dkernel,
                     F32Out drecurrent_kernel, F32Out dbias, U8Out scratch,
                     int64_t threads) {
@@ -85,7 +93,8 @@ ffi::Error Backward(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
                       bias.typed_data()};
   return status(fastlstm::lstm_backward(
       dims_of(x, recurrent_kernel), x.typed_data(), h0.typed_data(),
-      c0.typed_data(), w, y.typed_data(), workspace.untyped_data(),
+      c0.typed_data(), w, spans_of(starts, lengths), y.typed_data(),
+      workspace.untyped_data(),
       dy.typed_data(), dh.typed_data(), dc.typed_data(), dx->typed_data(),
       dh0->typed_data(), dc0->typed_data(), dkernel->typed_data(),
       drecurrent_kernel->typed_data(), dbias->typed_data(),
@@ -102,6 +111,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmInference, Inference,
                                   .Arg<F32>()
                                   .Arg<F32>()
                                   .Arg<F32>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // starts
                                   .Arg<ffi::Buffer<ffi::S32>>()  // lengths
                                   .Ret<F32>()
                                   .Ret<F32>()
@@ -116,6 +126,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmTraining, Training,
                                   .Arg<F32>()
                                   .Arg<F32>()
                                   .Arg<F32>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // starts
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // lengths
                                   .Ret<F32>()
                                   .Ret<F32>()
                                   .Ret<F32>()
@@ -130,6 +142,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmBackward, Backward,
                                   .Arg<F32>()  // kernel
                                   .Arg<F32>()  // recurrent_kernel
                                   .Arg<F32>()  // bias
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // starts
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // lengths
                                   .Arg<F32>()  // y
                                   .Arg<ffi::Buffer<ffi::U8>>()  // workspace
                                   .Arg<F32>()  // dy

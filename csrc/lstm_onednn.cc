@@ -266,15 +266,14 @@ int64_t chunk_steps(const Dims& d, bool own_y) {
   return std::max<int64_t>(1, static_cast<int64_t>(kChunkScratch / per_step));
 }
 
+// Inference on oneDNN's primitive, every step of every row.
 std::string inference_part(const Dims& d, const float* x, const float* h0,
-                           const float* c0, const Weights& w,
-                           const int32_t* lengths, float* y, float* h_last,
-                           float* c_last) {
+                           const float* c0, const Weights& w, float* y,
+                           float* h_last, float* c_last) {
   try {
     PartThread part;
     const bool own_y = (y == nullptr);
     const int64_t chunk = chunk_steps(d, own_y);
-    const size_t state_bytes = state_desc(d).get_size();
     dnnl::stream stream(cpu_engine());
     std::vector<memory> keep;
     // Weights in the primitives' layout, once for all chunks (every chunk's
@@ -286,13 +285,13 @@ std::string inference_part(const Dims& d, const float* x, const float* h0,
     // States pass from chunk to chunk through two pairs of buffers in turn.
     std::vector<float> h_states[2], c_states[2];
     for (int i = 0; i < 2; ++i) {
-      // With lengths, the final h is read from the outputs, not kept.
-      if (chunk < d.steps || lengths) h_states[i].resize(d.batch * d.units);
-      if (chunk < d.steps) c_states[i].resize(d.batch * d.units);
+      if (chunk < d.steps) {
+        h_states[i].resize(d.batch * d.units);
+        c_states[i].resize(d.batch * d.units);
+      }
     }
     const float* h_in = h0;
     const float* c_in = c0;
-    if (lengths) std::memset(h_last, 0, state_bytes);
     for (int64_t start = 0, k = 0; start < d.steps; start += chunk, ++k) {
       const int64_t steps = std::min(chunk, d.steps - start);
       const bool last = start + steps == d.steps;
@@ -306,7 +305,7 @@ std::string inference_part(const Dims& d, const float* x, const float* h0,
       Buffer outputs(Buffer::kOutputs, own_y ? fwd->y.get_size() : 0);
       float* y_chunk = own_y ? static_cast<float*>(outputs.data())
                              : y + start * d.units;
-      float* h_out = (last && !lengths) ? h_last : h_states[k % 2].data();
+      float* h_out = last ? h_last : h_states[k % 2].data();
       float* c_out = last ? c_last : c_states[k % 2].data();
       Buffer scratch(Buffer::kScratch, fwd->pd.scratchpad_desc().get_size());
       fwd->op.execute(
@@ -325,27 +324,8 @@ std::string inference_part(const Dims& d, const float* x, const float* h0,
                wrap(fwd->pd.scratchpad_desc(), scratch.data())},
           });
       stream.wait();
-      if (lengths) {
-        // Each row's last valid output, where it falls in this chunk.
-        const int64_t y_stride = own_y ? steps : d.steps;
-        for (int64_t row = 0; row < d.batch; ++row) {
-          const int64_t t = static_cast<int64_t>(lengths[row]) - 1 - start;
-          if (t < 0 || t >= steps) continue;
-          std::memcpy(h_last + row * d.units,
-                      y_chunk + (row * y_stride + t) * d.units,
-                      d.units * sizeof(float));
-        }
-      }
       h_in = h_out;
       c_in = c_out;
-    }
-    if (lengths && y) {
-      // Outputs past a row's length are zeros.
-      for (int64_t row = 0; row < d.batch; ++row) {
-        const int64_t valid = std::max<int64_t>(0, std::min<int64_t>(lengths[row], d.steps));
-        std::memset(y + (row * d.steps + valid) * d.units, 0,
-                    (d.steps - valid) * d.units * sizeof(float));
-      }
     }
     return "";
   } catch (const dnnl::error& e) {
@@ -489,32 +469,139 @@ Saved saved_at(const Dims& d, void* base) {
   return {gates, gates + d.batch * d.steps * 4 * d.units};
 }
 
+// Rows of unequal length (their spans, lstm_onednn.h): each step runs only
+// the rows still running, so padding costs nothing. Rows are ordered longest
+// first, so the rows running at step t are the first running[t] of `order`.
+struct Ragged {
+  std::vector<int64_t> order;
+  std::vector<int64_t> start;    // per row: its first valid step in x
+  std::vector<int64_t> length;   // per row, within [0, steps - start]
+  std::vector<int64_t> running;  // per step
+};
+
+Ragged ragged_rows(const Spans& spans, int64_t rows, int64_t steps) {
+  Ragged r;
+  r.start.assign(rows, 0);
+  r.length.resize(rows);
+  for (int64_t row = 0; row < rows; ++row) {
+    if (spans.starts) {
+      r.start[row] = std::max<int64_t>(0, std::min<int64_t>(spans.starts[row], steps));
+    }
+    r.length[row] = std::max<int64_t>(
+        0, std::min<int64_t>(spans.lengths[row], steps - r.start[row]));
+  }
+  r.order.resize(rows);
+  for (int64_t row = 0; row < rows; ++row) r.order[row] = row;
+  std::stable_sort(r.order.begin(), r.order.end(), [&](int64_t a, int64_t b) {
+    return r.length[a] > r.length[b];
+  });
+  r.running.assign(steps, 0);
+  for (int64_t row = 0; row < rows; ++row) {
+    for (int64_t t = 0; t < r.length[row]; ++t) ++r.running[t];
+  }
+  return r;
+}
+
+// Whether the spans leave any step out.
+bool has_padding(const Spans& spans, int64_t rows, int64_t steps) {
+  if (!spans.lengths) return false;
+  for (int64_t row = 0; row < rows; ++row) {
+    if (spans.lengths[row] < steps) return true;
+  }
+  return false;
+}
+
+// The spans of rows [first, ...) of a call.
+Spans spans_from(const Spans& spans, int64_t first) {
+  return {spans.starts ? spans.starts + first : nullptr,
+          spans.lengths ? spans.lengths + first : nullptr};
+}
+
+// h R for the rows running at step t, longest first: the rows' previous h
+// gathered (h0 at step 0, else the output at t - 1 of `h_rows`, a
+// (rows, steps_of_h, units) tensor), times R into `z` (running, 4 * units).
+void running_products(const Ragged& r, int64_t t, int64_t units,
+                      const float* h0, const float* h_rows, int64_t steps_of_h,
+                      const float* recurrent, float* h_buffer, float* z) {
+  const int64_t running = r.running[t];
+  for (int64_t i = 0; i < running; ++i) {
+    const int64_t row = r.order[i];
+    const float* h = t ? h_rows + (row * steps_of_h + t - 1) * units : h0 + row * units;
+    std::memcpy(h_buffer + i * units, h, units * sizeof(float));
+  }
+  gemm('N', 'N', running, 4 * units, units, 1.0f, h_buffer, units, recurrent,
+       4 * units, 0.0f, z, 4 * units);
+}
+
+// `spans` as in lstm_onednn.h; the outputs and what is saved are
+// front-aligned: a row's step t is its span's t-th.
 std::string training_part(const Dims& d, const float* x, const float* h0,
-                          const float* c0, const Weights& w, float* y,
-                          float* h_last, float* c_last, Saved saved) {
+                          const float* c0, const Weights& w, const Spans& spans,
+                          float* y, float* h_last, float* c_last, Saved saved) {
   try {
     PartThread part;
     const int64_t units = d.units, width = 4 * d.units, rows = d.batch;
-    // The input products of every step at once; rows are (row, step).
-    gemm('N', 'N', rows * d.steps, width, d.features, 1.0f, x, d.features,
-         w.kernel, width, 0.0f, saved.gates, width);
-    for (int64_t t = 0; t < d.steps; ++t) {
-      // Each row's previous h: h0, or its output at t - 1.
-      const float* h_prev = t ? y + (t - 1) * units : h0;
-      gemm('N', 'N', rows, width, units, 1.0f, h_prev, t ? d.steps * units : units,
-           w.recurrent_kernel, width, 1.0f, saved.gates + t * width,
-           d.steps * width);
+    if (!has_padding(spans, rows, d.steps)) {
+      // The input products of every step at once; rows are (row, step).
+      gemm('N', 'N', rows * d.steps, width, d.features, 1.0f, x, d.features,
+           w.kernel, width, 0.0f, saved.gates, width);
+      for (int64_t t = 0; t < d.steps; ++t) {
+        // Each row's previous h: h0, or its output at t - 1.
+        const float* h_prev = t ? y + (t - 1) * units : h0;
+        gemm('N', 'N', rows, width, units, 1.0f, h_prev, t ? d.steps * units : units,
+             w.recurrent_kernel, width, 1.0f, saved.gates + t * width,
+             d.steps * width);
+        for (int64_t row = 0; row < rows; ++row) {
+          const int64_t at = row * d.steps + t;
+          const float* c_prev = t ? saved.cells + (at - 1) * units : c0 + row * units;
+          cell_forward(units, saved.gates + at * width, w.bias, c_prev,
+                       saved.cells + at * units, y + at * units);
+        }
+      }
       for (int64_t row = 0; row < rows; ++row) {
+        const int64_t last = row * d.steps + d.steps - 1;
+        std::memcpy(h_last + row * units, y + last * units, units * sizeof(float));
+        std::memcpy(c_last + row * units, saved.cells + last * units, units * sizeof(float));
+      }
+      return "";
+    }
+    const Ragged r = ragged_rows(spans, rows, d.steps);
+    // Each row's input products, over its valid steps only. What is saved
+    // for the steps past its length is zeros: never read, but the same
+    // inputs give the same workspace.
+    for (int64_t row = 0; row < rows; ++row) {
+      const int64_t valid = r.length[row];
+      gemm('N', 'N', valid, width, d.features, 1.0f,
+           x + (row * d.steps + r.start[row]) * d.features, d.features, w.kernel,
+           width, 0.0f, saved.gates + row * d.steps * width, width);
+      std::memset(saved.gates + (row * d.steps + valid) * width, 0,
+                  (d.steps - valid) * width * sizeof(float));
+      std::memset(saved.cells + (row * d.steps + valid) * units, 0,
+                  (d.steps - valid) * units * sizeof(float));
+    }
+    std::vector<float> h_buffer(rows * units), z(rows * width);
+    for (int64_t t = 0; t < d.steps && r.running[t]; ++t) {
+      running_products(r, t, units, h0, y, d.steps, w.recurrent_kernel,
+                       h_buffer.data(), z.data());
+      for (int64_t i = 0; i < r.running[t]; ++i) {
+        const int64_t row = r.order[i];
         const int64_t at = row * d.steps + t;
         const float* c_prev = t ? saved.cells + (at - 1) * units : c0 + row * units;
-        cell_forward(units, saved.gates + at * width, w.bias, c_prev,
-                     saved.cells + at * units, y + at * units);
+        float* gates = saved.gates + at * width;
+        add_row(width, z.data() + i * width, gates);
+        cell_forward(units, gates, w.bias, c_prev, saved.cells + at * units,
+                     y + at * units);
       }
     }
     for (int64_t row = 0; row < rows; ++row) {
-      const int64_t last = row * d.steps + d.steps - 1;
-      std::memcpy(h_last + row * units, y + last * units, units * sizeof(float));
-      std::memcpy(c_last + row * units, saved.cells + last * units, units * sizeof(float));
+      const int64_t n = r.length[row];
+      std::memset(y + (row * d.steps + n) * units, 0,
+                  (d.steps - n) * units * sizeof(float));
+      const int64_t last = row * d.steps + n - 1;
+      std::memcpy(h_last + row * units, n ? y + last * units : h0 + row * units,
+                  units * sizeof(float));
+      std::memcpy(c_last + row * units, n ? saved.cells + last * units : c0 + row * units,
+                  units * sizeof(float));
     }
     return "";
   } catch (const dnnl::error& e) {
@@ -523,10 +610,13 @@ std::string training_part(const Dims& d, const float* x, const float* h0,
 }
 
 // `dgates` (rows, steps, 4 * units) receives the gradients of the gate
-// products; it may be `saved.gates` itself.
+// products; it may be `saved.gates` itself. `spans` as in training_part:
+// the gradients reaching outputs past a row's length are not read, and
+// those reaching its inputs outside its span are zeros.
 std::string backward_part(const Dims& d, const float* x, const float* h0,
-                          const float* c0, const Weights& w, const float* y,
-                          Saved saved, const float* dy, const float* dh_last,
+                          const float* c0, const Weights& w, const Spans& spans,
+                          const float* y, Saved saved,
+                          const float* dy, const float* dh_last,
                           const float* dc_last, float* dx, float* dh0,
                           float* dc0, float* dkernel, float* drecurrent_kernel,
                           float* dbias, float* dgates) {
@@ -546,43 +636,156 @@ std::string backward_part(const Dims& d, const float* x, const float* h0,
     // the gradient reaching its c.
     std::vector<float> dh(dh_last, dh_last + rows * units);
     std::vector<float> dc(dc_last, dc_last + rows * units);
-    for (int64_t t = d.steps - 1; t >= 0; --t) {
-      for (int64_t row = 0; row < rows; ++row) {
-        const int64_t at = row * d.steps + t;
-        const float* c_prev = t ? saved.cells + (at - 1) * units : c0 + row * units;
-        cell_backward(units, saved.gates + at * width, c_prev,
-                      saved.cells + at * units, dh.data() + row * units,
-                      dy + at * units, dc.data() + row * units,
-                      dgates + at * width);
+    auto step_backward = [&](int64_t row, int64_t t) {
+      const int64_t at = row * d.steps + t;
+      const float* c_prev = t ? saved.cells + (at - 1) * units : c0 + row * units;
+      cell_backward(units, saved.gates + at * width, c_prev,
+                    saved.cells + at * units, dh.data() + row * units,
+                    dy + at * units, dc.data() + row * units, dgates + at * width);
+    };
+    if (!has_padding(spans, rows, d.steps)) {
+      for (int64_t t = d.steps - 1; t >= 0; --t) {
+        for (int64_t row = 0; row < rows; ++row) step_backward(row, t);
+        gemm('N', 'N', rows, units, width, 1.0f, dgates + t * width,
+             d.steps * width, recurrent_t.data(), units, 0.0f, dh.data(), units);
       }
-      gemm('N', 'N', rows, units, width, 1.0f, dgates + t * width, d.steps * width,
-           recurrent_t.data(), units, 0.0f, dh.data(), units);
+      std::memcpy(dh0, dh.data(), rows * units * sizeof(float));
+      std::memcpy(dc0, dc.data(), rows * units * sizeof(float));
+      // The weight work: one product each over all rows and steps.
+      gemm('T', 'N', d.features, width, n, 1.0f, x, d.features, dgates, width,
+           0.0f, dkernel, width);
+      gemm('N', 'T', n, d.features, width, 1.0f, dgates, width, w.kernel, width,
+           0.0f, dx, d.features);
+      // The recurrent kernel's: sum over steps of h(t - 1)^T dgates(t). In
+      // the flat (row, step) order, h(t - 1) is the output one place before,
+      // except at each row's step 0, whose h is h0: one product over the
+      // shifted outputs, less the pairs that straddle two rows, plus h0's.
+      std::memset(drecurrent_kernel, 0, units * width * sizeof(float));
+      if (n > 1) {
+        gemm('T', 'N', units, width, n - 1, 1.0f, y, units, dgates + width, width,
+             1.0f, drecurrent_kernel, width);
+      }
+      if (rows > 1) {
+        gemm('T', 'N', units, width, rows - 1, -1.0f, y + (d.steps - 1) * units,
+             d.steps * units, dgates + d.steps * width, d.steps * width, 1.0f,
+             drecurrent_kernel, width);
+      }
+      gemm('T', 'N', units, width, rows, 1.0f, h0, units, dgates, d.steps * width,
+           1.0f, drecurrent_kernel, width);
+      std::memset(dbias, 0, width * sizeof(float));
+      for (int64_t at = 0; at < n; ++at) add_row(width, dgates + at * width, dbias);
+      return "";
+    }
+    // Ragged rows: each step runs the rows still running; a row's dh and dc
+    // wait, unread, until its last valid step.
+    const Ragged r = ragged_rows(spans, rows, d.steps);
+    std::vector<float> dz(rows * width), dh_running(rows * units);
+    for (int64_t t = d.steps - 1; t >= 0; --t) {
+      const int64_t running = r.running[t];
+      if (!running) continue;
+      for (int64_t i = 0; i < running; ++i) {
+        const int64_t row = r.order[i];
+        step_backward(row, t);
+        std::memcpy(dz.data() + i * width, dgates + (row * d.steps + t) * width,
+                    width * sizeof(float));
+      }
+      gemm('N', 'N', running, units, width, 1.0f, dz.data(), width,
+           recurrent_t.data(), units, 0.0f, dh_running.data(), units);
+      for (int64_t i = 0; i < running; ++i) {
+        std::memcpy(dh.data() + r.order[i] * units, dh_running.data() + i * units,
+                    units * sizeof(float));
+      }
     }
     std::memcpy(dh0, dh.data(), rows * units * sizeof(float));
     std::memcpy(dc0, dc.data(), rows * units * sizeof(float));
-    // The weight work: one product each over all rows and steps.
-    gemm('T', 'N', d.features, width, n, 1.0f, x, d.features, dgates, width,
-         0.0f, dkernel, width);
-    gemm('N', 'T', n, d.features, width, 1.0f, dgates, width, w.kernel, width,
-         0.0f, dx, d.features);
-    // The recurrent kernel's: sum over steps of h(t - 1)^T dgates(t). In the
-    // flat (row, step) order, h(t - 1) is the output one place before,
-    // except at each row's step 0, whose h is h0: one product over the
-    // shifted outputs, less the pairs that straddle two rows, plus h0's.
+    // The weight work, one product per row over its valid steps; nothing
+    // reaches the inputs past a row's length.
+    std::memset(dkernel, 0, d.features * width * sizeof(float));
     std::memset(drecurrent_kernel, 0, units * width * sizeof(float));
-    if (n > 1) {
-      gemm('T', 'N', units, width, n - 1, 1.0f, y, units, dgates + width, width,
-           1.0f, drecurrent_kernel, width);
+    std::memset(dbias, 0, width * sizeof(float));
+    for (int64_t row = 0; row < rows; ++row) {
+      const int64_t valid = r.length[row], start = r.start[row];
+      const float* xr = x + (row * d.steps + start) * d.features;
+      const float* gr = dgates + row * d.steps * width;
+      float* dxr = dx + row * d.steps * d.features;
+      gemm('T', 'N', d.features, width, valid, 1.0f, xr, d.features, gr, width,
+           1.0f, dkernel, width);
+      std::memset(dxr, 0, d.steps * d.features * sizeof(float));
+      gemm('N', 'T', valid, d.features, width, 1.0f, gr, width, w.kernel, width,
+           0.0f, dxr + start * d.features, d.features);
+      if (valid > 1) {
+        gemm('T', 'N', units, width, valid - 1, 1.0f, y + row * d.steps * units,
+             units, gr + width, width, 1.0f, drecurrent_kernel, width);
+      }
+      if (valid == 0) std::memset(dgates + row * d.steps * width, 0, width * sizeof(float));
+      for (int64_t t = 0; t < valid; ++t) add_row(width, gr + t * width, dbias);
     }
-    if (rows > 1) {
-      gemm('T', 'N', units, width, rows - 1, -1.0f, y + (d.steps - 1) * units,
-           d.steps * units, dgates + d.steps * width, d.steps * width, 1.0f,
-           drecurrent_kernel, width);
-    }
+    // h0's part, for the rows' first steps (an empty row's made zero above).
     gemm('T', 'N', units, width, rows, 1.0f, h0, units, dgates, d.steps * width,
          1.0f, drecurrent_kernel, width);
-    std::memset(dbias, 0, width * sizeof(float));
-    for (int64_t at = 0; at < n; ++at) add_row(width, dgates + at * width, dbias);
+    return "";
+  } catch (const dnnl::error& e) {
+    return e.what();
+  }
+}
+
+// Inference over ragged rows (spans as in training_part): fastlstm's
+// own recurrence, each step over the rows still running, saving nothing.
+// The input products are made per chunk of steps, each row's over its valid
+// steps, in a buffer of at most kChunkScratch bytes.
+std::string ragged_inference_part(const Dims& d, const float* x,
+                                  const float* h0, const float* c0,
+                                  const Weights& w, const Spans& spans,
+                                  float* y, float* h_last, float* c_last) {
+  try {
+    PartThread part;
+    const int64_t units = d.units, width = 4 * d.units, rows = d.batch;
+    const Ragged r = ragged_rows(spans, rows, d.steps);
+    const int64_t per_step = std::max<int64_t>(1, rows * width * sizeof(float));
+    const int64_t chunk = std::max<int64_t>(
+        1, std::min<int64_t>(d.steps, static_cast<int64_t>(kChunkScratch) / per_step));
+    Buffer inputs(Buffer::kScratch, rows * chunk * width * sizeof(float));
+    float* zx = static_cast<float*>(inputs.data());
+    // Each row's state, carried from step to step (h_last, c_last).
+    std::memcpy(h_last, h0, rows * units * sizeof(float));
+    std::memcpy(c_last, c0, rows * units * sizeof(float));
+    std::vector<float> h_buffer(rows * units), z(rows * width), c_new(units);
+    for (int64_t start = 0; start < d.steps && r.running[start]; start += chunk) {
+      const int64_t steps = std::min(chunk, d.steps - start);
+      for (int64_t row = 0; row < rows; ++row) {
+        const int64_t valid = std::max<int64_t>(0, std::min(steps, r.length[row] - start));
+        gemm('N', 'N', valid, width, d.features, 1.0f,
+             x + (row * d.steps + r.start[row] + start) * d.features, d.features,
+             w.kernel, width, 0.0f, zx + row * chunk * width, width);
+      }
+      for (int64_t t = start; t < start + steps && r.running[t]; ++t) {
+        // h R for the running rows, from their carried h.
+        const int64_t running = r.running[t];
+        for (int64_t i = 0; i < running; ++i) {
+          std::memcpy(h_buffer.data() + i * units, h_last + r.order[i] * units,
+                      units * sizeof(float));
+        }
+        gemm('N', 'N', running, width, units, 1.0f, h_buffer.data(), units,
+             w.recurrent_kernel, width, 0.0f, z.data(), width);
+        for (int64_t i = 0; i < running; ++i) {
+          const int64_t row = r.order[i];
+          float* gates = z.data() + i * width;
+          float* h = h_buffer.data() + i * units;  // its h R is made: reused
+          add_row(width, zx + (row * chunk + t - start) * width, gates);
+          cell_forward(units, gates, w.bias, c_last + row * units, c_new.data(), h);
+          std::memcpy(c_last + row * units, c_new.data(), units * sizeof(float));
+          std::memcpy(h_last + row * units, h, units * sizeof(float));
+          if (y) std::memcpy(y + (row * d.steps + t) * units, h, units * sizeof(float));
+        }
+      }
+    }
+    if (y) {
+      for (int64_t row = 0; row < rows; ++row) {
+        const int64_t valid = r.length[row];
+        std::memset(y + (row * d.steps + valid) * units, 0,
+                    (d.steps - valid) * units * sizeof(float));
+      }
+    }
     return "";
   } catch (const dnnl::error& e) {
     return e.what();
@@ -762,19 +965,13 @@ std::string check_shapes(const std::vector<int64_t>& x,
 }
 
 std::string lstm_inference(const Dims& d, const float* x, const float* h0,
-                           const float* c0, const Weights& w,
-                           const int32_t* lengths, float* y, float* h_last,
-                           float* c_last, int threads) {
+                           const float* c0, const Weights& w, const Spans& spans,
+                           float* y, float* h_last, float* c_last, int threads) {
   if (d.batch == 0) return "";
   const size_t state_bytes = static_cast<size_t>(d.batch * d.units) * sizeof(float);
   if (d.steps == 0) {
-    // No step: the states pass through; with lengths every row is empty,
-    // and an empty row's h is zeros.
-    if (lengths) {
-      std::memset(h_last, 0, state_bytes);
-    } else {
-      std::memcpy(h_last, h0, state_bytes);
-    }
+    // No step: the states pass through.
+    std::memcpy(h_last, h0, state_bytes);
     std::memcpy(c_last, c0, state_bytes);
     return "";
   }
@@ -785,17 +982,26 @@ std::string lstm_inference(const Dims& d, const float* x, const float* h0,
     std::vector<float> zero_kernel(static_cast<size_t>(4 * d.units), 0.0f);
     return lstm_inference({d.batch, d.steps, 1, d.units}, zero_x.data(), h0,
                           c0, {zero_kernel.data(), w.recurrent_kernel, w.bias},
-                          lengths, y, h_last, c_last, threads);
+                          spans, y, h_last, c_last, threads);
   }
+  // Rows with padding run fastlstm's own recurrence, which skips it; else
+  // oneDNN's inference primitive, which runs every step of every row.
+  const bool ragged = has_padding(spans, d.batch, d.steps);
   std::vector<Part> parts = split_rows(d.batch, threads);
   return Workers::get().run(static_cast<int>(parts.size()), [&](int p) {
     const Part& part = parts[p];
-    return inference_part(
-        rows_of(d, part), x + part.first * d.steps * d.features,
-        h0 + part.first * d.units, c0 + part.first * d.units, w,
-        lengths ? lengths + part.first : nullptr,
-        y ? y + part.first * d.steps * d.units : nullptr,
-        h_last + part.first * d.units, c_last + part.first * d.units);
+    const Dims rows = rows_of(d, part);
+    const float* xp = x + part.first * d.steps * d.features;
+    const float* h0p = h0 + part.first * d.units;
+    const float* c0p = c0 + part.first * d.units;
+    float* yp = y ? y + part.first * d.steps * d.units : nullptr;
+    float* hp = h_last + part.first * d.units;
+    float* cp = c_last + part.first * d.units;
+    if (ragged) {
+      return ragged_inference_part(rows, xp, h0p, c0p, w,
+                                   spans_from(spans, part.first), yp, hp, cp);
+    }
+    return inference_part(rows, xp, h0p, c0p, w, yp, hp, cp);
   });
 }
 
@@ -815,9 +1021,9 @@ std::string workspace_bytes(const Dims& dims, int threads, size_t* bytes) {
 }
 
 std::string lstm_training(const Dims& d, const float* x, const float* h0,
-                          const float* c0, const Weights& w, float* y,
-                          float* h_last, float* c_last, void* workspace,
-                          int threads) {
+                          const float* c0, const Weights& w, const Spans& spans,
+                          float* y, float* h_last, float* c_last,
+                          void* workspace, int threads) {
   Layout layout = workspace_layout(d, split_rows(d.batch, threads));
   char* base = static_cast<char*>(workspace);
   // The bytes no part writes (the header's rest, each part's alignment) are
@@ -845,14 +1051,16 @@ std::string lstm_training(const Dims& d, const float* x, const float* h0,
     const Dims rows = rows_of(d, part);
     return training_part(
         rows, x + part.first * d.steps * d.features, h0 + part.first * d.units,
-        c0 + part.first * d.units, w, y + part.first * d.steps * d.units,
+        c0 + part.first * d.units, w, spans_from(spans, part.first),
+        y + part.first * d.steps * d.units,
         h_last + part.first * d.units, c_last + part.first * d.units,
         saved_at(rows, base + layout.offsets[p]));
   });
 }
 
 std::string lstm_backward(const Dims& d, const float* x, const float* h0,
-                          const float* c0, const Weights& w, const float* y,
+                          const float* c0, const Weights& w, const Spans& spans,
+                          const float* y,
                           const void* workspace, const float* dy,
                           const float* dh_last, const float* dc_last,
                           float* dx, float* dh0, float* dc0, float* dkernel,
@@ -899,7 +1107,8 @@ std::string lstm_backward(const Dims& d, const float* x, const float* h0,
     const int64_t at = part.first * d.steps;
     return backward_part(
         rows, x + at * d.features, h0 + part.first * d.units,
-        c0 + part.first * d.units, w, y + at * d.units,
+        c0 + part.first * d.units, w, spans_from(spans, part.first),
+        y + at * d.units,
         saved_at(rows, base + layout.offsets[p]), dy + at * d.units,
         dh_last + part.first * d.units, dc_last + part.first * d.units,
         dx + at * d.features, dh0 + part.first * d.units,

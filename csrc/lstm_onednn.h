@@ -5,9 +5,8 @@
 // Layouts are Keras's: inputs (batch, time, features) batch-major; kernel
 // (features, 4 * units), recurrent kernel (units, 4 * units) and bias
 // (4 * units,), gate order i, f, c, o (oneDNN's `ldigo` / `ldgo` with one
-// layer and one direction); states (batch, units). Every row runs all time
-// steps; rows whose valid steps come first (front-aligned) can have their
-// last output read at their own length.
+// layer and one direction); states (batch, units). The equations are those
+// of python/fastlstm/equations.py.
 //
 // Any of batch, steps and features may be 0: the results are what the
 // equations give (no step: the states pass through, and their gradients;
@@ -46,6 +45,14 @@ struct Dims {
   int64_t units;
 };
 
+// The rows' valid spans: row r runs x[r, starts[r] : starts[r] + lengths[r]]
+// as its steps 0, 1, ...; `starts` null means 0 for every row, `lengths`
+// null means every step of every row.
+struct Spans {
+  const int32_t* starts;
+  const int32_t* lengths;
+};
+
 struct Weights {
   const float* kernel;            // (features, 4 * units)
   const float* recurrent_kernel;  // (units, 4 * units)
@@ -65,19 +72,26 @@ std::string check_shapes(const std::vector<int64_t>& x,
                          const std::vector<int64_t>& recurrent_kernel,
                          const std::vector<int64_t>& bias);
 
-// Inference, keeping nothing for a gradient. Steps run in chunks, so that
-// oneDNN's scratchpad (which holds each step's input product) stays bounded
-// however long the sequence. `y` (batch, time, units) may be null where the
-// caller needs no outputs. With `lengths` (batch,), `h_last` gets each row's
-// output at step lengths[row] - 1 (zeros for an empty row) and outputs past
-// a row's length are zeros; without, `h_last` is the state after the last
-// step. `c_last` is always the state after the last step.
-std::string lstm_inference(const Dims& dims, const float* x, const float* h0,
-                           const float* c0, const Weights& w,
-                           const int32_t* lengths, float* y, float* h_last,
-                           float* c_last, int threads);
+// `spans` (Spans) give each row the steps it runs: its outputs are
+// front-aligned (step t is its span's t-th; zeros past its length), its
+// final states are those after its last valid step (the initial ones for an
+// empty row), and the gradients reaching its inputs outside its span are
+// zeros. Steps outside the spans cost nothing: each step runs only the rows
+// still running (ragged compute), and a left-padded row is read where it
+// lies, never rotated.
 
-// Steps per chunk of lstm_inference(), with or without outputs written.
+// Inference, keeping nothing for a gradient. Without padding, oneDNN's
+// inference primitive runs, in chunks of steps, so that its scratchpad
+// (which holds each step's input product) stays bounded however long the
+// sequence; with padding, fastlstm's own recurrence (see lstm_training),
+// likewise bounded. `y` (batch, time, units) may be null where the caller
+// needs no outputs.
+std::string lstm_inference(const Dims& dims, const float* x, const float* h0,
+                           const float* c0, const Weights& w, const Spans& spans,
+                           float* y, float* h_last, float* c_last, int threads);
+
+// Steps per chunk of lstm_inference() without padding, with or without
+// outputs written.
 std::string inference_chunk_steps(const Dims& dims, bool outputs,
                                   int64_t* steps);
 
@@ -85,20 +99,22 @@ std::string inference_chunk_steps(const Dims& dims, bool outputs,
 // the backward: each step's activated gates and cell state.
 std::string workspace_bytes(const Dims& dims, int threads, size_t* bytes);
 
-// Training forward over all steps: outputs, the states after the last step,
-// and the workspace (workspace_bytes()) that lstm_backward() reads.
+// Training forward: outputs, final states, and the workspace
+// (workspace_bytes()) that lstm_backward() reads.
 std::string lstm_training(const Dims& d, const float* x, const float* h0,
-                          const float* c0, const Weights& w, float* y,
-                          float* h_last, float* c_last, void* workspace,
-                          int threads);
+                          const float* c0, const Weights& w, const Spans& spans,
+                          float* y, float* h_last, float* c_last,
+                          void* workspace, int threads);
 
-// Gradients of one training pass. `y` and `workspace` are that pass's
-// outputs; `dy`, `dh_last`, `dc_last` the gradients reaching its outputs
-// and final states. `scratch` (workspace_bytes() large) receives
-// intermediate gradients; it may be the workspace itself, which is then
-// overwritten. The rows are split as in the training pass.
+// Gradients of one training pass, with the same `spans`. `y` and
+// `workspace` are that pass's outputs; `dy`, `dh_last`, `dc_last` the
+// gradients reaching its outputs and final states (those reaching outputs
+// past a row's length are not read). `scratch` (workspace_bytes() large)
+// receives intermediate gradients; it may be the workspace itself, which is
+// then overwritten. The rows are split as in the training pass.
 std::string lstm_backward(const Dims& dims, const float* x, const float* h0,
-                          const float* c0, const Weights& w, const float* y,
+                          const float* c0, const Weights& w, const Spans& spans,
+                          const float* y,
                           const void* workspace, const float* dy,
                           const float* dh_last, const float* dc_last,
                           float* dx, float* dh0, float* dc0, float* dkernel,

@@ -4,14 +4,14 @@
 //
 //   FastlstmLstmInference(x, h0, c0, kernel, recurrent_kernel, bias, lengths)
 //       -> (y, h, c)              attrs: sequences (bool), threads (int)
-//   FastlstmLstm(x, h0, c0, kernel, recurrent_kernel, bias)
+//   FastlstmLstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths)
 //       -> (y, h, c, workspace)   attr: threads        (training forward)
-//   FastlstmLstmGrad(x, h0, c0, kernel, recurrent_kernel, bias, y,
-//                    workspace, dy, dh, dc)
+//   FastlstmLstmGrad(x, h0, c0, kernel, recurrent_kernel, bias, starts,
+//                    lengths, y, workspace, dy, dh, dc)
 //       -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias)   attr: threads
 //
-// The inference op reads h at each row's length and, with sequences=False,
-// returns y with no steps. The gradients are registered in Python
+// Every op takes the rows' spans, `starts` and `lengths` (lstm_onednn.h); the
+// inference op, with sequences=False, returns y with no steps. The gradients are registered in Python
 // (fastlstm/kernels/tensorflow.py), which owns shapes and messages.
 
 #include <cstring>
@@ -27,6 +27,15 @@
 namespace {
 
 const int kForwardInputs = 6;
+
+const int32_t* int32s(TF_Tensor* t) {
+  return static_cast<const int32_t*>(TF_TensorData(t));
+}
+
+// The spans of the two int32 inputs from `first`: starts, lengths.
+fastlstm::Spans spans_of(TF_Tensor* const* in, int first) {
+  return {int32s(in[first]), int32s(in[first + 1])};
+}
 
 std::vector<int64_t> shape_of(TF_Tensor* t) {
   std::vector<int64_t> dims(TF_NumDims(t));
@@ -144,8 +153,8 @@ fastlstm::Dims dims_of(TF_Tensor* x, TF_Tensor* recurrent_kernel) {
 void inference(void* kernel_attrs, TF_OpKernelContext* ctx) {
   const Attrs& attrs = *static_cast<Attrs*>(kernel_attrs);
   Call call(ctx);
-  TF_Tensor* in[kForwardInputs + 1];
-  for (int i = 0; i <= kForwardInputs; ++i) in[i] = call.input(i);
+  TF_Tensor* in[kForwardInputs + 2];
+  for (int i = 0; i < kForwardInputs + 2; ++i) in[i] = call.input(i);
   if (!call.ok()) return call.finish("");
   std::string shapes = check_forward_shapes(in);
   if (!shapes.empty()) return call.invalid(shapes);
@@ -158,15 +167,15 @@ void inference(void* kernel_attrs, TF_OpKernelContext* ctx) {
   fastlstm::Weights w{data(in[3]), data(in[4]), data(in[5])};
   call.finish(fastlstm::lstm_inference(
       d, data(in[0]), data(in[1]), data(in[2]), w,
-      static_cast<const int32_t*>(TF_TensorData(in[kForwardInputs])),
+      spans_of(in, kForwardInputs),
       attrs.sequences ? y : nullptr, h, c, attrs.threads));
 }
 
 void training(void* kernel_attrs, TF_OpKernelContext* ctx) {
   const Attrs& attrs = *static_cast<Attrs*>(kernel_attrs);
   Call call(ctx);
-  TF_Tensor* in[kForwardInputs];
-  for (int i = 0; i < kForwardInputs; ++i) in[i] = call.input(i);
+  TF_Tensor* in[kForwardInputs + 2];
+  for (int i = 0; i < kForwardInputs + 2; ++i) in[i] = call.input(i);
   if (!call.ok()) return call.finish("");
   std::string shapes = check_forward_shapes(in);
   if (!shapes.empty()) return call.invalid(shapes);
@@ -180,15 +189,17 @@ void training(void* kernel_attrs, TF_OpKernelContext* ctx) {
   void* ws = call.output(3, TF_UINT8, {static_cast<int64_t>(ws_bytes)});
   if (!call.ok()) return call.finish("");
   fastlstm::Weights w{data(in[3]), data(in[4]), data(in[5])};
-  call.finish(fastlstm::lstm_training(d, data(in[0]), data(in[1]), data(in[2]),
-                                      w, y, h, c, ws, attrs.threads));
+  call.finish(fastlstm::lstm_training(
+      d, data(in[0]), data(in[1]), data(in[2]), w,
+      spans_of(in, kForwardInputs), y, h, c, ws,
+      attrs.threads));
 }
 
 void backward(void* kernel_attrs, TF_OpKernelContext* ctx) {
   (void)kernel_attrs;  // the rows are split as in the training pass
   Call call(ctx);
-  TF_Tensor* in[11];
-  for (int i = 0; i < 11; ++i) in[i] = call.input(i);
+  TF_Tensor* in[13];
+  for (int i = 0; i < 13; ++i) in[i] = call.input(i);
   if (!call.ok()) return call.finish("");
   float* out[kForwardInputs];
   for (int i = 0; i < kForwardInputs; ++i) {
@@ -196,13 +207,14 @@ void backward(void* kernel_attrs, TF_OpKernelContext* ctx) {
   }
   // The workspace is an input, so the backward pass writes its intermediate
   // gradients to a buffer of the same size.
-  void* scratch = call.temp(TF_TensorByteSize(in[7]));
+  void* scratch = call.temp(TF_TensorByteSize(in[9]));
   if (!call.ok()) return call.finish("");
   fastlstm::Weights w{data(in[3]), data(in[4]), data(in[5])};
   call.finish(fastlstm::lstm_backward(
       dims_of(in[0], in[4]), data(in[0]), data(in[1]), data(in[2]), w,
-      data(in[6]), TF_TensorData(in[7]), data(in[8]), data(in[9]), data(in[10]),
-      out[0], out[1], out[2], out[3], out[4], out[5], scratch));
+      spans_of(in, kForwardInputs), data(in[8]), TF_TensorData(in[9]),
+      data(in[10]), data(in[11]), data(in[12]), out[0],
+      out[1], out[2], out[3], out[4], out[5], scratch));
 }
 
 // Shape functions: y is (batch, time, units); every other output has the
@@ -294,9 +306,9 @@ void register_op(const char* name, const std::vector<std::string>& inputs,
 struct Registration {
   Registration() {
     std::vector<std::string> forward_inputs(kForwardArgs, kForwardArgs + kForwardInputs);
-    std::vector<std::string> inference_inputs = forward_inputs;
-    inference_inputs.push_back("lengths: int32");
-    register_op("FastlstmLstmInference", inference_inputs,
+    forward_inputs.push_back("starts: int32");
+    forward_inputs.push_back("lengths: int32");
+    register_op("FastlstmLstmInference", forward_inputs,
                 {"y: float", "h: float", "c: float"},
                 {"sequences: bool = true", "threads: int = 0"}, inference_shapes,
                 inference);

@@ -255,6 +255,9 @@ def _decide(
         kernel, why = "cudnn", "every cuDNN requirement holds"
     elif all(h for _, h in native):
         kernel, why = "native", "every requirement of the compiled kernel holds"
+        if mask not in (_sequence.NO_MASK, _sequence.ALL_VALID):
+            # Ragged compute (csrc/lstm_onednn.h): padding costs nothing.
+            why += "; each row runs only its valid steps, read where they lie"
     elif unroll:
         kernel, why = "unrolled", "unroll=True asks for an unrolled recurrence"
     else:

@@ -150,7 +150,8 @@ def assert_all_close(actual, expected, atol=ATOL, what="output"):
 def fused_stand_in(module):
     """cuDNN's part of the contract (front-aligned rows with their lengths,
     outputs past a row's length zeros) computed by the backend's loop, made
-    a kernel as cuDNN is, so that the cuDNN branch runs on a CPU. It proves
+    a kernel as cuDNN is (rows rotated to the front), so that the cuDNN
+    branch runs on a CPU. It proves
     the dispatch and the plumbing around the kernel, not cuDNN."""
     from keras import activations
 
@@ -159,7 +160,7 @@ def fused_stand_in(module):
 
     loop = module.KERNELS["loop"]
 
-    def stand_in(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
+    def stand_in(x, h0, c0, weights, starts, lengths, need_cell_state, need_outputs):
         mask = None
         if lengths is not None:
             mask = equations.lengths_to_mask(lengths, ops.shape(x)[1])
@@ -171,7 +172,7 @@ def fused_stand_in(module):
         _, y, h, c = loop(x, h0, c0, weights, mask, Dropout(), options)
         return y, h, c
 
-    return contract(_fused.front_aligned_kernel(stand_in, ("float16", "float32", "float64")))
+    return contract(_fused.fused_kernel(stand_in, ("float16", "float32", "float64"), reads_spans=False))
 
 
 def instrument_kernels(monkeypatch, device="here"):

@@ -99,3 +99,38 @@ def test_rows_split_across_threads_give_the_same_numbers_and_gradients(
     for key in (("2", "native"), ("1", "native")):
         for got, expected in zip(results[key], want):
             np.testing.assert_allclose(got, expected, atol=5e-5, err_msg=str(key))
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_ragged_rows_never_read_their_padding(go_backwards, return_sequences):
+    """Each row runs only its valid span, read where it lies: NaN in the
+    padded steps (before, after and around the spans, and all of an empty
+    row) changes no output and no gradient, and the gradient reaching the
+    padding is zero. A kernel that ran the padded steps and masked their
+    results would carry the NaN into the weight gradients."""
+    from helpers import forward, grads
+
+    rng = np.random.default_rng(7)
+    batch, steps = 9, 8
+    x = rng.standard_normal((batch, steps, 3)).astype("float32")
+    starts = np.array([0, 3, 1, 0, 5, 2, 0, 4, 0])
+    lengths = np.array([8, 5, 4, 1, 3, 0, 6, 2, 8])
+    t = np.arange(steps)[None, :]
+    mask = (t >= starts[:, None]) & (t < (starts + lengths)[:, None])
+    layer = fastlstm.LSTM(
+        6, return_sequences=return_sequences, return_state=True, go_backwards=go_backwards
+    )
+    layer.build(x.shape)
+    plan = fastlstm.plan(layer, x, mask=mask, training=True)
+    assert plan.kernel == "native"
+    assert "each row runs only its valid steps" in plan.why
+    clean = np.where(mask[..., None], x, 0.0).astype("float32")
+    poisoned = np.where(mask[..., None], x, np.nan).astype("float32")
+    for got, want in zip(forward(layer, poisoned, mask), forward(layer, clean, mask)):
+        np.testing.assert_array_equal(got, want)
+    got, want = grads(layer, poisoned, mask), grads(layer, clean, mask)
+    for g, w in zip(got, want):
+        assert np.isfinite(g).all()
+        np.testing.assert_allclose(g, w, atol=1e-6)
+    assert not got[0][~mask].any(), "a gradient reached the padding"

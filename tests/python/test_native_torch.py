@@ -37,15 +37,21 @@ def test_custom_ops_pass_torch_library_opcheck(name):
     x, h0, c0, kernel, recurrent_kernel, bias = _op_arguments()
     if name == "lstm_inference":
         args = (x, h0, c0, kernel, recurrent_kernel, bias,
+                torch.tensor([0, 1, 3, 0, 1], dtype=torch.int32),
                 torch.tensor([4, 2, 1, 4, 3], dtype=torch.int32), True, 2)
     else:
-        args = tuple(t.requires_grad_(True) for t in (x, h0, c0, kernel, recurrent_kernel, bias)) + (2,)
+        args = tuple(t.requires_grad_(True) for t in (x, h0, c0, kernel, recurrent_kernel, bias)) + (
+            torch.tensor([0, 1, 3, 0, 2], dtype=torch.int32),
+            torch.tensor([4, 2, 1, 4, 0], dtype=torch.int32), 2,
+        )
     torch.library.opcheck(OPS[name], args)
 
 
 def test_training_op_gradients_match_autograd_through_the_loop():
     inputs = [t.requires_grad_(True) for t in _op_arguments(seed=1)]
-    y, h, c, _ = OPS["lstm_training"](*inputs, 2)
+    y, h, c, _ = OPS["lstm_training"](
+        *inputs, torch.zeros(5, dtype=torch.int32), torch.full((5,), 4, dtype=torch.int32), 2
+    )
     loss = (y * y.cos()).sum() + h.sum() + (c * 0.5).sum()
     got = torch.autograd.grad(loss, inputs)
     layer = fastlstm.LSTM(6, return_sequences=True, return_state=True)
@@ -203,7 +209,10 @@ def test_unused_outputs_get_no_zero_gradients_written():
     gradient for them and for the workspace: none is written out as zeros
     (the workspace's would be megabytes each step)."""
     inputs = [t.requires_grad_(True) for t in _op_arguments(seed=3)]
-    _, h, _, workspace = OPS["lstm_training"](*inputs, 1)
+    _, h, _, workspace = OPS["lstm_training"](
+        *inputs, torch.zeros(5, dtype=torch.int32),
+        torch.tensor([4, 3, 2, 1, 0], dtype=torch.int32), 1,
+    )
     assert not workspace.requires_grad
     with torch.profiler.profile(record_shapes=True) as prof:
         h.sum().backward()

@@ -195,13 +195,16 @@ _ERROR = [ctypes.c_char_p, _SIZE]
 _C_API = {
     "fastlstm_workspace_bytes": _DIMS + [_I32] + _ERROR,
     "fastlstm_inference_chunk_steps": _DIMS + [_I32] + _ERROR,
-    # x, h0, c0, kernel, recurrent_kernel, bias, lengths, y, h, c; threads
-    "fastlstm_lstm_inference": _DIMS + [_PTR] * 10 + [_I32] + _ERROR,
-    # x, h0, c0, kernel, recurrent_kernel, bias, y, h, c, workspace; threads
-    "fastlstm_lstm_training": _DIMS + [_PTR] * 10 + [_I32] + _ERROR,
-    # x, h0, c0, kernel, recurrent_kernel, bias, y, workspace, dy, dh, dc,
-    # dx, dh0, dc0, dkernel, drecurrent_kernel, dbias, scratch
-    "fastlstm_lstm_backward": _DIMS + [_PTR] * 18 + _ERROR,
+    # x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, h, c;
+    # threads
+    "fastlstm_lstm_inference": _DIMS + [_PTR] * 11 + [_I32] + _ERROR,
+    # x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, h, c,
+    # workspace; threads
+    "fastlstm_lstm_training": _DIMS + [_PTR] * 12 + [_I32] + _ERROR,
+    # x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y,
+    # workspace, dy, dh, dc, dx, dh0, dc0, dkernel, drecurrent_kernel, dbias,
+    # scratch
+    "fastlstm_lstm_backward": _DIMS + [_PTR] * 20 + _ERROR,
 }
 
 

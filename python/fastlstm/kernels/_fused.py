@@ -1,11 +1,12 @@
-"""A fused LSTM on front-aligned rows, made a `Kernel` (see `kernels`).
+"""A fused LSTM on the rows' valid spans, made a `Kernel` (see `kernels`).
 
-cuDNN and the compiled kernel take front-aligned rows with their lengths. A
-mask without holes gives each row one valid span `[start, start + length)`:
-the rows are rotated so that each span starts at step 0, the fused LSTM runs
-with the lengths, and the outputs are put back where Keras's generic loop
-puts them (`fastlstm._sequence`). This is how left-padded batches, which
-Keras sends to its slow loop on every backend, reach the fused kernels.
+A mask without holes gives each row one valid span `[start, start +
+length)`. The compiled kernel reads each row's span where it lies; for cuDNN,
+which takes front-aligned rows, the rows are rotated so that each span starts
+at step 0. Either runs with the lengths, and the outputs are put back where
+Keras's generic loop puts them (`fastlstm._sequence`). This is how
+left-padded batches, which Keras sends to its slow loop on every backend,
+reach the fused kernels.
 """
 
 from keras import backend
@@ -14,20 +15,22 @@ from keras import ops
 from fastlstm import _sequence
 
 
-def front_aligned_kernel(fused, dtypes):
-    """The `Kernel` that runs `fused` on front-aligned rows.
+def fused_kernel(fused, dtypes, reads_spans):
+    """The `Kernel` that runs `fused` on the rows' valid spans.
+
+    `fused(x, h0, c0, weights, starts, lengths, need_cell_state,
+    need_outputs)` returns `(outputs, h, c)`: each row runs the steps
+    `x[row, starts[row] : starts[row] + lengths[row]]`; its outputs are
+    front-aligned (zeros past its length; None unless `need_outputs`), h and
+    c are the state after its last valid step (any value for an empty row),
+    c may be None unless `need_cell_state`. `lengths` None means every step
+    is valid. With `reads_spans` False, `fused` takes front-aligned rows
+    (`starts` None): the rows are rotated to the front first.
 
     `dtypes` are those `fused` computes in; calls in another (mixed
     precision's float16 or bfloat16: the planner sends no other) compute in
-    float32 inside and return their own dtype.
-
-    `fused(x, h0, c0, weights, lengths, need_cell_state, need_outputs)`
-    returns `(outputs, h, c)` for front-aligned rows: outputs past a row's
-    length are zeros (None unless `need_outputs`), h and c are the state
-    after each row's last valid step (any value for an empty row), c may be
-    None unless `need_cell_state`; `lengths` None means every step is valid.
-    The planner sends no per-gate input dropout and no recurrent dropout
-    here.
+    float32 inside and return their own dtype. The planner sends no
+    per-gate input dropout and no recurrent dropout here.
     """
 
     def kernel(x, h0, c0, weights, mask, dropout, options):
@@ -56,12 +59,15 @@ def front_aligned_kernel(fused, dtypes):
             )
         rs = options.return_sequences
         if options.layout in (_sequence.NO_MASK, _sequence.ALL_VALID):
-            y, h, c = fused(x, h0, c0, weights, None, True, rs)
+            y, h, c = fused(x, h0, c0, weights, None, None, True, rs)
             return h, (y if rs else None), h, c
         starts, lengths = _sequence.valid_span(mask)
-        if options.layout != _sequence.RIGHT_PADDED:
-            x = _sequence.rotate_to_front(x, starts)
-        y, h, c = fused(x, h0, c0, weights, lengths, options.need_cell_state, rs)
+        spans_at = starts
+        if not reads_spans:
+            spans_at = None
+            if options.layout != _sequence.RIGHT_PADDED:
+                x = _sequence.rotate_to_front(x, starts)
+        y, h, c = fused(x, h0, c0, weights, spans_at, lengths, options.need_cell_state, rs)
         nonempty = ops.expand_dims(lengths > 0, 1)
         h = ops.where(nonempty, h, h0)
         # A kernel may skip computing a c nobody reads; RNN.call still casts it.

@@ -192,11 +192,11 @@ def _standard(zero_output_for_mask, return_sequences, masked):
 # ---------------------------------------------------------------------------
 
 
-def _cudnn_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
+def _cudnn_lstm(x, h0, c0, weights, starts, lengths, need_cell_state, need_outputs):
     """cuDNN's LSTM (jax.experimental.rnn) on front-aligned rows. cuDNN takes
     lengths at no extra cost and writes the outputs anyway, so
     `need_cell_state` and `need_outputs` change nothing."""
-    del need_cell_state, need_outputs
+    del starts, need_cell_state, need_outputs  # front-aligned rows: no starts
     from jax.experimental import rnn
 
     batch, steps, input_size = x.shape
@@ -228,7 +228,7 @@ def _cudnn_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
     return y, h[0], c[0]
 
 
-cudnn = _fused.front_aligned_kernel(_cudnn_lstm, CUDNN_DTYPES)
+cudnn = _fused.fused_kernel(_cudnn_lstm, CUDNN_DTYPES, reads_spans=False)
 
 
 # ---------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def _state_specs(x, h0, steps=None):
     )
 
 
-def _training(x, h0, c0, kernel, recurrent_kernel, bias):
+def _training(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths):
     batch, steps, features = x.shape
     size = _compiled.workspace_bytes(
         _register_targets(), batch, steps, features, h0.shape[-1], _threads()
@@ -281,71 +281,68 @@ def _training(x, h0, c0, kernel, recurrent_kernel, bias):
     workspace = jax.ShapeDtypeStruct((size,), jnp.uint8)
     return _call(
         "fastlstm_onednn_training", _state_specs(x, h0) + (workspace,),
-        x, h0, c0, kernel, recurrent_kernel, bias,
+        x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths,
     )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
-def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8,))
+def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs):
     # Not differentiated: the inference pass, which saves nothing for a
-    # gradient, reads h at each row's length and writes outputs only where
-    # they are needed.
-    steps = x.shape[1]
-    full = jnp.full((x.shape[0],), steps, jnp.int32) if lengths is None else lengths
+    # gradient and writes outputs only where they are needed.
     y, h, c = _call(
         "fastlstm_onednn_inference",
-        _state_specs(x, h0, steps if need_outputs else 0),
-        x, h0, c0, kernel, recurrent_kernel, bias, jnp.asarray(full, jnp.int32),
+        _state_specs(x, h0, x.shape[1] if need_outputs else 0),
+        x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths,
     )
     return (y if need_outputs else None), h, c
 
 
-def _onednn_lstm_fwd(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs):
-    y, h, c, ws = _training(x, h0, c0, kernel, recurrent_kernel, bias)
-    outputs = _onednn.outputs_at_lengths(y, h, c, lengths, need_outputs)
-    return outputs, (x, h0, c0, kernel, recurrent_kernel, bias, y, h, c, ws, lengths)
+def _onednn_lstm_fwd(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs):
+    y, h, c, ws = _training(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths)
+    outputs = ((y if need_outputs else None), h, c)
+    return outputs, (x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, ws)
 
 
 def _onednn_lstm_bwd(need_outputs, residuals, cotangents):
-    *inputs, y, h, c, ws, lengths = residuals
-    dy, dh, dc = _onednn.cotangents_of_raw(y, *cotangents, lengths, need_outputs)
-    dh = jnp.zeros_like(h) if dh is None else dh
-    dc = jnp.zeros_like(c) if dc is None else dc
+    *inputs, starts, lengths, y, ws = residuals
+    dy, dh, dc = cotangents
+    dy = jnp.zeros_like(y) if dy is None or not need_outputs else dy
+    dh = jnp.zeros_like(inputs[1]) if dh is None else dh
+    dc = jnp.zeros_like(inputs[2]) if dc is None else dc
     specs = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in inputs)
     # The last result is the workspace, overwritten in place with the
     # intermediate gradients (XLA copies it first where it is read again).
     *grads, _ = _call(
         "fastlstm_onednn_backward", specs + (jax.ShapeDtypeStruct(ws.shape, ws.dtype),),
-        *inputs, y, ws, dy, dh, dc, input_output_aliases={7: 6},
+        *inputs, starts, lengths, y, ws, dy, dh, dc, input_output_aliases={9: 6},
     )
-    return tuple(grads) + (None,)
+    return tuple(grads) + (None, None)
 
 
 _onednn_lstm.defvjp(_onednn_lstm_fwd, _onednn_lstm_bwd)
 _onednn_fused = _onednn.fused(_onednn_lstm)
 
 
-def _native_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
-    """The compiled kernel on front-aligned rows, each device's rows on that
+def _native_lstm(x, h0, c0, weights, starts, lengths, need_cell_state, need_outputs):
+    """The compiled kernel on the rows' spans, each device's rows on that
     device under keras's DataParallel."""
-    no_cell_state = lengths is not None and not need_cell_state
 
-    def run(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
+    def run(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths):
         return _onednn_fused(
-            x, h0, c0, (kernel, recurrent_kernel, bias), lengths, need_cell_state,
-            need_outputs,
+            x, h0, c0, (kernel, recurrent_kernel, bias), starts, lengths,
+            need_cell_state, need_outputs,
         )
 
     return _per_device_rows(
-        run, (x, h0, c0) + tuple(weights) + (lengths,),
-        outputs=(need_outputs, True, not no_cell_state),
+        run, (x, h0, c0) + tuple(weights) + (starts, lengths),
+        outputs=(need_outputs, True, True),
     )
 
 
 def _per_device_rows(run, args, outputs):
     """`run(*args)`, on each device's own rows under keras's DataParallel.
 
-    `args` are `(x, h0, c0, kernel, recurrent_kernel, bias, lengths)`, any
+    `args` are `(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths)`, any
     of them None but x; `outputs` says which of `run`'s outputs are tensors
     (the others are None).
 
@@ -364,7 +361,7 @@ def _per_device_rows(run, args, outputs):
     if mesh.shape[axis] == 1 or args[0].shape[0] % mesh.shape[axis]:
         return run(*args)
     rows, shared = jax.sharding.PartitionSpec(axis), jax.sharding.PartitionSpec()
-    specs = (rows, rows, rows, shared, shared, shared, rows)
+    specs = (rows, rows, rows, shared, shared, shared, rows, rows)
     present = [a is not None for a in args]
 
     def local(*given):
@@ -381,6 +378,6 @@ def _per_device_rows(run, args, outputs):
     )(*(a for a in args if a is not None))
 
 
-native = _fused.front_aligned_kernel(_native_lstm, _NATIVE_DTYPES)
+native = _fused.fused_kernel(_native_lstm, _NATIVE_DTYPES, reads_spans=True)
 
 KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)

@@ -276,11 +276,11 @@ def _with_gradient(zero_output_for_mask, return_sequences, masked):
 # ---------------------------------------------------------------------------
 
 
-def _cudnn_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
+def _cudnn_lstm(x, h0, c0, weights, starts, lengths, need_cell_state, need_outputs):
     """cuDNN's LSTM (CudnnRNNV3) on front-aligned rows. cuDNN takes lengths
     at no extra cost and writes the outputs anyway, so `need_cell_state` and
     `need_outputs` change nothing."""
-    del need_cell_state, need_outputs
+    del starts, need_cell_state, need_outputs  # front-aligned rows: no starts
     kernel, recurrent_kernel, bias = weights
     batch, steps = tf.shape(x)[0], tf.shape(x)[1]
     if lengths is None:
@@ -312,7 +312,7 @@ def _cudnn_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
     return outputs, tf.squeeze(h, 1), tf.squeeze(c, 1)
 
 
-cudnn = _fused.front_aligned_kernel(_cudnn_lstm, CUDNN_DTYPES)
+cudnn = _fused.fused_kernel(_cudnn_lstm, CUDNN_DTYPES, reads_spans=False)
 
 
 # ---------------------------------------------------------------------------
@@ -331,13 +331,16 @@ def _ops():
 
 
 def _backward(inputs, raw, dy, dh, dc):
+    """The backward op, from the forward inputs (starts and lengths last)
+    and the training op's results; None gradients count as zeros."""
     y, h, c, workspace = raw
     dy = tf.zeros_like(y) if dy is None else dy
     dh = tf.zeros_like(h) if dh is None else dh
     dc = tf.zeros_like(c) if dc is None else dc
-    return _ops().fastlstm_lstm_grad(
+    grads = _ops().fastlstm_lstm_grad(
         *inputs, y, workspace, dy, dh, dc, threads=_threads()
     )
+    return list(grads) + [None, None]  # none for the starts and lengths
 
 
 @functools.lru_cache(maxsize=None)
@@ -349,23 +352,21 @@ def _register_gradients():
 
     @tf.RegisterGradient("FastlstmLstmInference")
     def _inference_grad(op, dy, dh, dc):
-        inputs, lengths = list(op.inputs[:6]), op.inputs[6]
-        sequences = op.get_attr("sequences")
+        # The inference op saved nothing: the training op runs again.
+        inputs = list(op.inputs)
         raw = list(_ops().fastlstm_lstm(*inputs, threads=_threads()))
-        dy, dh, dc = _onednn.cotangents_of_raw(raw[0], dy, dh, dc, lengths, sequences)
-        return list(_backward(inputs, raw, dy, dh, dc)) + [None]
+        if not op.get_attr("sequences"):
+            dy = None  # no outputs were returned, so none were used
+        return _backward(inputs, raw, dy, dh, dc)
 
 
-def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs):
-    inputs = [x, h0, c0, kernel, recurrent_kernel, bias]
-    if _tf_graph.recording(inputs):
+def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs):
+    inputs = [x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths]
+    if _tf_graph.recording(inputs[:6]):
         y, h, c, _ = _ops().fastlstm_lstm(*inputs, threads=_threads())
-        return _onednn.outputs_at_lengths(y, h, c, lengths, need_outputs)
-    if lengths is None:
-        lengths = tf.fill(tf.shape(x)[:1], tf.shape(x)[1])
+        return (y if need_outputs else None), h, c
     y, h, c = _ops().fastlstm_lstm_inference(
-        *inputs, tf.cast(lengths, tf.int32), sequences=need_outputs,
-        threads=_threads(),
+        *inputs, sequences=need_outputs, threads=_threads()
     )
     if not need_outputs:
         return None, h, c
@@ -373,6 +374,6 @@ def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_output
     return y, h, c
 
 
-native = _fused.front_aligned_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES)
+native = _fused.fused_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES, reads_spans=True)
 
 KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)

@@ -199,11 +199,11 @@ class _WrittenOut(torch.autograd.Function):
 # ---------------------------------------------------------------------------
 
 
-def _cudnn_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
+def _cudnn_lstm(x, h0, c0, weights, starts, lengths, need_cell_state, need_outputs):
     """torch's LSTM op (cuDNN on a CUDA device) on front-aligned rows, packed
     by their lengths. It writes the outputs and c anyway, so
     `need_cell_state` and `need_outputs` change nothing."""
-    del need_cell_state, need_outputs
+    del starts, need_cell_state, need_outputs  # front-aligned rows: no starts
     kernel, recurrent_kernel, bias = weights
     # Keras's (in, 4 * units) kernels are torch's (4 * units, in) weights
     # transposed; the gate order i, f, c, o is the same. One bias suffices.
@@ -237,7 +237,7 @@ def _cudnn_lstm(x, h0, c0, weights, lengths, need_cell_state, need_outputs):
     return y, h[0][restore], c[0][restore]
 
 
-cudnn = _fused.front_aligned_kernel(_cudnn_lstm, CUDNN_DTYPES)
+cudnn = _fused.fused_kernel(_cudnn_lstm, CUDNN_DTYPES, reads_spans=False)
 
 
 # ---------------------------------------------------------------------------
@@ -263,6 +263,11 @@ def _dims(x, recurrent_kernel):
     return (*x.shape, recurrent_kernel.shape[0])
 
 
+def _spans(starts, lengths):
+    """The rows' spans as the kernel reads them: contiguous int32."""
+    return [t.to(torch.int32).contiguous() for t in (starts, lengths)]
+
+
 def _checked(tensors):
     """Contiguous float32 CPU tensors for the kernel (the layer computes in
     float32 where it plans this kernel)."""
@@ -278,18 +283,18 @@ def _checked(tensors):
 @torch.library.custom_op("fastlstm::lstm_inference", mutates_args=(), device_types="cpu")
 def _inference_op(
     x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor,
-    need_outputs: bool, threads: int,
+    recurrent_kernel: torch.Tensor, bias: torch.Tensor, starts: torch.Tensor,
+    lengths: torch.Tensor, need_outputs: bool, threads: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     inputs = _checked([x, h0, c0, kernel, recurrent_kernel, bias])
-    lengths = lengths.to(torch.int32).contiguous()
+    spans = _spans(starts, lengths)
     batch, steps, _, units = _dims(x, recurrent_kernel)
     y = x.new_empty((batch, steps if need_outputs else 0, units))
     h, c = h0.new_empty(h0.shape), c0.new_empty(c0.shape)
     error = _compiled.CError()
     error.check(
         _library().fastlstm_lstm_inference(
-            *_dims(x, recurrent_kernel), *map(_pointer, inputs), _pointer(lengths),
+            *_dims(x, recurrent_kernel), *map(_pointer, inputs + spans),
             _pointer(y) if need_outputs else None, _pointer(h), _pointer(c), threads,
             error.buffer, error.size,
         ),
@@ -299,7 +304,8 @@ def _inference_op(
 
 
 @_inference_op.register_fake
-def _inference_fake(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs, threads):
+def _inference_fake(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs,
+                    threads):
     batch, steps, _, units = _dims(x, recurrent_kernel)
     return (
         x.new_empty((batch, steps if need_outputs else 0, units)),
@@ -311,9 +317,11 @@ def _inference_fake(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_out
 @torch.library.custom_op("fastlstm::lstm_training", mutates_args=(), device_types="cpu")
 def _training_op(
     x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor, bias: torch.Tensor, threads: int,
+    recurrent_kernel: torch.Tensor, bias: torch.Tensor, starts: torch.Tensor,
+    lengths: torch.Tensor, threads: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     inputs = _checked([x, h0, c0, kernel, recurrent_kernel, bias])
+    spans = _spans(starts, lengths)
     library = _library()
     dims = _dims(x, recurrent_kernel)
     y = x.new_empty((dims[0], dims[1], dims[3]))
@@ -324,7 +332,8 @@ def _training_op(
     error = _compiled.CError()
     error.check(
         library.fastlstm_lstm_training(
-            *dims, *map(_pointer, inputs), _pointer(y), _pointer(h), _pointer(c),
+            *dims, *map(_pointer, inputs + spans), _pointer(y),
+            _pointer(h), _pointer(c),
             _pointer(workspace), threads, error.buffer, error.size,
         ),
         "training",
@@ -333,7 +342,7 @@ def _training_op(
 
 
 @_training_op.register_fake
-def _training_fake(x, h0, c0, kernel, recurrent_kernel, bias, threads):
+def _training_fake(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, threads):
     dims = _dims(x, recurrent_kernel)
     if all(isinstance(d, int) for d in dims):
         size = _compiled.workspace_bytes(_library(), *dims, threads)
@@ -350,10 +359,12 @@ def _training_fake(x, h0, c0, kernel, recurrent_kernel, bias, threads):
 @torch.library.custom_op("fastlstm::lstm_backward", mutates_args=(), device_types="cpu")
 def _backward_op(
     x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor, bias: torch.Tensor, y: torch.Tensor,
-    workspace: torch.Tensor, dy: torch.Tensor, dh: torch.Tensor, dc: torch.Tensor,
+    recurrent_kernel: torch.Tensor, bias: torch.Tensor, starts: torch.Tensor,
+    lengths: torch.Tensor, y: torch.Tensor, workspace: torch.Tensor,
+    dy: torch.Tensor, dh: torch.Tensor, dc: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     inputs = _checked([x, h0, c0, kernel, recurrent_kernel, bias])
+    spans = _spans(starts, lengths)
     y, dy, dh, dc = _checked([y, dy, dh, dc])
     grads = [torch.empty_like(t) for t in inputs]
     # The workspace is saved for the backward and may be read again
@@ -362,8 +373,8 @@ def _backward_op(
     error = _compiled.CError()
     error.check(
         _library().fastlstm_lstm_backward(
-            *_dims(x, recurrent_kernel), *map(_pointer, inputs), _pointer(y),
-            _pointer(workspace), _pointer(dy), _pointer(dh), _pointer(dc),
+            *_dims(x, recurrent_kernel), *map(_pointer, inputs + spans),
+            _pointer(y), _pointer(workspace), _pointer(dy), _pointer(dh), _pointer(dc),
             *map(_pointer, grads), _pointer(scratch), error.buffer, error.size,
         ),
         "backward",
@@ -372,14 +383,17 @@ def _backward_op(
 
 
 @_backward_op.register_fake
-def _backward_fake(x, h0, c0, kernel, recurrent_kernel, bias, y, workspace, dy, dh, dc):
+def _backward_fake(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, workspace, dy,
+                   dh, dc):
     return tuple(torch.empty_like(t) for t in (x, h0, c0, kernel, recurrent_kernel, bias))
 
 
 def _training_setup(ctx, inputs, output):
-    x, h0, c0, kernel, recurrent_kernel, bias, _ = inputs
+    x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, _ = inputs
     y, _, _, workspace = output
-    ctx.save_for_backward(x, h0, c0, kernel, recurrent_kernel, bias, y, workspace)
+    ctx.save_for_backward(
+        x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, workspace
+    )
     # No zeros written for gradients nobody sends (the workspace's, 8 MB a
     # step at 32 rows, 100 steps, 128 units): the backward makes its own.
     ctx.mark_non_differentiable(workspace)
@@ -388,28 +402,26 @@ def _training_setup(ctx, inputs, output):
 
 def _training_backward(ctx, dy, dh, dc, _):
     saved = ctx.saved_tensors
-    y = saved[6]
+    y = saved[8]
     zero = lambda d, like: torch.zeros_like(like) if d is None else d
     grads = _backward_op(
         *saved, zero(dy, y), zero(dh, saved[1]), zero(dc, saved[2])
     )
-    return (*grads, None)
+    return (*grads, None, None, None)  # none for the starts, lengths, threads
 
 
 _training_op.register_autograd(_training_backward, setup_context=_training_setup)
 
 
-def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, lengths, need_outputs):
+def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs):
     inputs = (x, h0, c0, kernel, recurrent_kernel, bias)
     if _recording(*inputs):
-        y, h, c, _ = _training_op(*inputs, _threads())
-        return _onednn.outputs_at_lengths(y, h, c, lengths, need_outputs)
-    if lengths is None:
-        lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int32)
-    y, h, c = _inference_op(*inputs, lengths, need_outputs, _threads())
+        y, h, c, _ = _training_op(*inputs, starts, lengths, _threads())
+    else:
+        y, h, c = _inference_op(*inputs, starts, lengths, need_outputs, _threads())
     return (y if need_outputs else None), h, c
 
 
-native = _fused.front_aligned_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES)
+native = _fused.fused_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES, reads_spans=True)
 
 KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)
