@@ -48,7 +48,13 @@ SHAPES = {
     "M": (64, 100, 128, 256),
     "L1": (1, 100, 64, 128),
     "LONG": (32, 2000, 64, 128),
+    # Text classification: token ids pre-padded to 200 (pad_sequences'
+    # default), Embedding(20000, 64, mask_zero=True) -> Bidirectional(LSTM(64))
+    # -> Dense(1); "left-padded" rows have review-like lengths, "unmasked"
+    # ones all 200 tokens (the same model and mask, nothing padded).
+    "TEXT": (32, 200, 64, 64),
 }
+VOCABULARY = 20000
 QUICK_SHAPES = {
     "S": (32, 100, 64, 128),
     "L1": (1, 100, 64, 128),
@@ -61,6 +67,7 @@ REPEATS = {
     "M": (7, 15, 2, 20.0),
     "L1": (7, 21, 2, 6.0),
     "LONG": (3, 7, 1, 45.0),
+    "TEXT": (7, 15, 2, 15.0),
 }
 QUICK_REPEATS = (3, 3, 1, 0.0)
 # Baselines too slow to time here: Keras's PyTorch-backend loop needs minutes
@@ -116,12 +123,29 @@ def numpy_peak(n=2048, repeats=5):
 # --------------------------------------------------------------------------
 
 
-def padded_batch(shape, masked, seed):
-    """Inputs, a target and per-row pad lengths, left-padded with zeros."""
+def review_lengths(rng, batch, steps):
+    """Token counts like movie reviews' (median about 180, a long tail:
+    log-normal), cut at `steps` as pad_sequences truncates them."""
+    import numpy as np
+
+    return np.minimum(np.round(rng.lognormal(np.log(180), 0.6, size=batch)), steps).astype(int)
+
+
+def padded_batch(shape, masked, seed, text=False):
+    """Inputs, a target and per-row pad lengths, left-padded with zeros (for
+    `text`, token ids)."""
     import numpy as np
 
     b, t, i, _ = shape
     rng = np.random.default_rng(seed)
+    if text:
+        x = rng.integers(1, VOCABULARY, size=(b, t)).astype("int32")
+        pads = np.zeros(b, dtype=np.int64)
+        if masked:
+            pads = t - np.maximum(review_lengths(rng, b, t), 1)
+            for r, p in enumerate(pads):
+                x[r, :p] = 0
+        return x, rng.standard_normal((b, 1)).astype("float32"), pads
     x = rng.uniform(0.1, 1.0, size=(b, t, i)).astype("float32")
     pads = np.zeros(b, dtype=np.int64)
     if masked:
@@ -135,10 +159,17 @@ def padded_batch(shape, masked, seed):
     return x, y, pads
 
 
-def build_model(layer_cls, shape, masked):
+def build_model(layer_cls, shape, masked, text=False):
     import keras
 
     _, t, i, u = shape
+    if text:
+        inp = keras.Input((t,), batch_size=shape[0], dtype="int32")
+        h = keras.layers.Embedding(VOCABULARY, i, mask_zero=True)(inp)
+        h = keras.layers.Bidirectional(layer_cls(u))(h)
+        model = keras.Model(inp, keras.layers.Dense(1)(h))
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+        return model
     inp = keras.Input((t, i), batch_size=shape[0])
     h = keras.layers.Masking(0.0)(inp) if masked else inp
     h = layer_cls(u)(h)
@@ -151,7 +182,12 @@ def build_model(layer_cls, shape, masked):
 def lstm_of(model):
     import keras
 
-    return [l for l in model.layers if isinstance(l, keras.layers.LSTM)][0]
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            layer = layer.forward_layer
+        if isinstance(layer, keras.layers.LSTM):
+            return layer
+    raise ValueError("no LSTM in the model")
 
 
 class TorchReference:
@@ -310,13 +346,16 @@ def worker(backend, quick, out_path, only=None):
         print(f"[{backend}] GPU float32 GEMM peak {peak:.0f} GFLOP/s", flush=True)
     for shape_name, shape in shapes.items():
         policy = QUICK_REPEATS if quick else REPEATS[shape_name]
+        text = shape_name == "TEXT"
         for masked in (False, True):
-            x, y, pads = padded_batch(shape, masked, seed=1)
+            x, y, pads = padded_batch(shape, masked, seed=1, text=text)
             keras.utils.set_random_seed(0)
-            km = build_model(keras.layers.LSTM, shape, masked)
-            fm = build_model(fastlstm.LSTM, shape, masked)
+            km = build_model(keras.layers.LSTM, shape, masked, text)
+            fm = build_model(fastlstm.LSTM, shape, masked, text)
             fm.set_weights(km.get_weights())
-            mask = (x != 0).any(-1) if masked else None
+            mask = (x != 0) if text else ((x != 0).any(-1) if masked else None)
+            # What the LSTM sees (the plan needs its shape and dtype only).
+            lstm_input = np.zeros(shape[:3], "float32") if text else x
             # Equal numbers first: a benchmark of wrong results is worthless.
             diff = float(
                 np.abs(
@@ -324,7 +363,7 @@ def worker(backend, quick, out_path, only=None):
                 ).max()
             )
             ref = None
-            if backend == "torch":
+            if backend == "torch" and not text:
                 ref = TorchReference(
                     km, shape, masked, x, y, pads, torch_device(device)
                 )
@@ -334,7 +373,7 @@ def worker(backend, quick, out_path, only=None):
                     ).max()
                 )
             for mode, training in (("forward", False), ("train", True)):
-                plan = fastlstm.plan(lstm_of(fm), x, mask=mask, training=training)
+                plan = fastlstm.plan(lstm_of(fm), lstm_input, mask=mask, training=training)
                 if mode == "forward":
                     fns = {
                         "fastlstm": lambda: fm.predict_on_batch(x),
@@ -366,7 +405,7 @@ def worker(backend, quick, out_path, only=None):
                         "error": msg,
                     })
                     continue
-                flops = lstm_flops(shape, mode)
+                flops = lstm_flops(shape, mode) * (2 if text else 1)  # two directions
                 keras_ms = med.get("keras")
                 rec = {
                     "backend": backend,

@@ -107,6 +107,23 @@ def is_standard(options, dropout):
     )
 
 
+def written_out_inputs(x, weights, mask, dropout):
+    """What a written-out gradient's loops take: `(xs, kernel,
+    recurrent_kernel, bias, masks)`, the inputs (input dropout applied) and
+    the step masks time-major, and zeros for a bias the layer has not."""
+    x, _ = _sequence.drop_inputs(x, dropout.inputs)
+    kernel, recurrent_kernel, bias = weights
+    if bias is None:
+        bias = ops.zeros((ops.shape(kernel)[-1],), kernel.dtype)
+    return time_major(x), kernel, recurrent_kernel, bias, step_masks(mask)
+
+
+def batch_major(outputs, options):
+    """A loop's time-major outputs as the kernel returns them: batch-major,
+    or None without return_sequences."""
+    return time_major(outputs) if options.return_sequences else None
+
+
 def standard_step(x_t, m_t, h, c, previous_output, kernel, recurrent_kernel, bias,
                   zero_output_for_mask):
     """One forward step of the standard LSTM: `(h, c, output, gates)`.

@@ -8,7 +8,6 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-from fastlstm import _sequence
 from fastlstm import equations
 from fastlstm.kernels import CUDNN_DTYPES
 from fastlstm.kernels import Capabilities
@@ -98,7 +97,7 @@ def loop(x, h0, c0, weights, mask, dropout, options):
         return (h, c, out), (out if options.return_sequences else None)
 
     (h, c, last), outs = jax.lax.scan(body, (h0, c0, jnp.zeros_like(h0)), (xs, masks))
-    return last, (jnp.swapaxes(outs, 0, 1) if options.return_sequences else None), h, c
+    return last, _loop.batch_major(outs, options), h, c
 
 
 def unrolled(x, h0, c0, weights, mask, dropout, options):
@@ -117,17 +116,15 @@ def unrolled(x, h0, c0, weights, mask, dropout, options):
 
 
 def _written_out(x, h0, c0, weights, mask, dropout, options):
-    x, _ = _sequence.drop_inputs(x, dropout.inputs)
-    xs = _loop.time_major(x)
-    kernel, recurrent_kernel, bias = weights
-    b = jnp.zeros(kernel.shape[-1], kernel.dtype) if bias is None else bias
-    masked = mask is not None
-    masks = (
-        _loop.step_masks(mask).astype(xs.dtype) if masked else jnp.zeros((0,), xs.dtype)
+    xs, kernel, recurrent_kernel, bias, masks = _loop.written_out_inputs(
+        x, weights, mask, dropout
     )
+    masked = masks is not None
+    # custom_vjp takes arrays only: an empty one stands for no mask.
+    masks = masks.astype(xs.dtype) if masked else jnp.zeros((0,), xs.dtype)
     run = _standard(bool(options.zero_output_for_mask), bool(options.return_sequences), masked)
-    last, outs, h, c = run(xs, h0, c0, kernel, recurrent_kernel, b, masks)
-    return last, (jnp.swapaxes(outs, 0, 1) if options.return_sequences else None), h, c
+    last, outs, h, c = run(xs, h0, c0, kernel, recurrent_kernel, bias, masks)
+    return last, _loop.batch_major(outs, options), h, c
 
 
 @functools.lru_cache(maxsize=None)

@@ -6,7 +6,6 @@ import functools
 
 import tensorflow as tf
 
-from fastlstm import _sequence
 from fastlstm import equations
 from fastlstm.kernels import CUDNN_DTYPES
 from fastlstm.kernels import Capabilities
@@ -142,7 +141,7 @@ def _while_loop(x, h0, c0, weights, mask, dropout, options):
         maximum_iterations=steps,
         parallel_iterations=1,
     )
-    return last, (tf.transpose(outs.stack(), [1, 0, 2]) if rs else None), h, c
+    return last, _loop.batch_major(outs.stack(), options), h, c
 
 
 def unrolled(x, h0, c0, weights, mask, dropout, options):
@@ -160,18 +159,16 @@ def unrolled(x, h0, c0, weights, mask, dropout, options):
 
 
 def _written_out(x, h0, c0, weights, mask, dropout, options):
-    x, _ = _sequence.drop_inputs(x, dropout.inputs)
-    xs = _loop.time_major(x)
-    kernel, recurrent_kernel, bias = weights
-    b = tf.zeros_like(kernel[0]) if bias is None else bias
-    masks = _loop.step_masks(mask)
+    xs, kernel, recurrent_kernel, bias, masks = _loop.written_out_inputs(
+        x, weights, mask, dropout
+    )
     flags = (bool(options.zero_output_for_mask), bool(options.return_sequences), masks is not None)
-    grad = _tf_graph.recording([xs, h0, c0, kernel, recurrent_kernel, b])
+    grad = _tf_graph.recording([xs, h0, c0, kernel, recurrent_kernel, bias])
     run = _with_gradient(*flags) if grad else _standard(*flags)[0]
     last, outs, h, c = run(
-        xs, h0, c0, kernel, recurrent_kernel, b, *(() if masks is None else (masks,))
+        xs, h0, c0, kernel, recurrent_kernel, bias, *(() if masks is None else (masks,))
     )
-    return last, (tf.transpose(outs, [1, 0, 2]) if options.return_sequences else None), h, c
+    return last, _loop.batch_major(outs, options), h, c
 
 
 @functools.lru_cache(maxsize=None)

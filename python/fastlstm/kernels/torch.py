@@ -9,7 +9,6 @@ import functools
 
 import torch
 
-from fastlstm import _sequence
 from fastlstm import equations
 from fastlstm.kernels import CUDNN_DTYPES
 from fastlstm.kernels import Capabilities
@@ -136,15 +135,14 @@ def _recording(*tensors):
 
 
 def _written_out(x, h0, c0, weights, mask, dropout, options):
-    x, _ = _sequence.drop_inputs(x, dropout.inputs)
-    kernel, recurrent_kernel, bias = weights
-    b = torch.zeros_like(kernel[0]) if bias is None else bias
-    masks = _loop.step_masks(mask)
+    xs, kernel, recurrent_kernel, bias, masks = _loop.written_out_inputs(
+        x, weights, mask, dropout
+    )
     last, outs, h, c = _WrittenOut.apply(
-        _loop.time_major(x), h0, c0, kernel, recurrent_kernel, b, masks,
+        xs, h0, c0, kernel, recurrent_kernel, bias, masks,
         bool(options.zero_output_for_mask), bool(options.return_sequences),
     )
-    return last, (outs.transpose(0, 1) if options.return_sequences else None), h, c
+    return last, _loop.batch_major(outs, options), h, c
 
 
 class _WrittenOut(torch.autograd.Function):
