@@ -5,8 +5,10 @@
     print(fastlstm.plan(layer, x, mask=mask))
 """
 
+from fastlstm import export
 from fastlstm import kernels
 from fastlstm.cell import LSTMCell
+from fastlstm.export import exporting
 from fastlstm.convert import ConversionReport, convert_model
 from fastlstm.layer import LSTM
 from fastlstm.planner import KERNELS, Plan, Requirement
@@ -17,8 +19,10 @@ __version__ = "0.1.0"
 # Import-time setup of the backend's kernels (registering ops, allocator
 # settings), through the kernel contract.
 kernels.get().setup()
+# Keras's model.export() traces for a portable artifact (see fastlstm.export).
+export.install_keras_hook()
 __all__ = ["LSTM", "LSTMCell", "plan", "Plan", "Requirement", "KERNELS"]
-__all__ += ["convert_model", "ConversionReport"]
+__all__ += ["convert_model", "ConversionReport", "exporting"]
 
 
 def plan(layer, inputs, mask=None, training=None, device=None):

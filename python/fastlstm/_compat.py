@@ -39,3 +39,10 @@ def tf_graph_in_xla_context(graph):
     from tensorflow.python.ops import control_flow_util
 
     return control_flow_util.GraphOrParentsInXlaContext(graph)
+
+
+def tf_in_save_context():
+    """Whether tf.saved_model.save() is tracing now."""
+    from tensorflow.python.saved_model import save_context
+
+    return save_context.in_save_context()

@@ -176,6 +176,13 @@ def _decide(
     caps = capabilities
     backend, device = caps.backend, caps.device
     no_holes = mask in _sequence.CONTIGUOUS_LAYOUTS or mask == _sequence.RUNTIME
+    # An exported artifact must run without fastlstm, and where no GPU is.
+    portable = (
+        "the call is not traced for export (an artifact that runs without "
+        "fastlstm, on any device, carries the loop)"
+        + (f" (found: traced by {caps.exporting})" if caps.exporting else ""),
+        not caps.exporting,
+    )
     rec_dropout_off = not (training and recurrent_dropout)
     gate_dropout_off = not (training and dropout and implementation == 1)
     shared = [
@@ -198,7 +205,7 @@ def _decide(
         ),
         (f"unroll is False (found {unroll})", not unroll),
     ]
-    cudnn = [("the device is a GPU (found " + device + ")", device == "gpu")]
+    cudnn = [("the device is a GPU (found " + device + ")", device == "gpu"), portable]
     cudnn += shared
     cudnn += [
         (f"use_bias is True (found {use_bias})", bool(use_bias)),
@@ -216,12 +223,7 @@ def _decide(
             bool(caps.native),
         ),
         (f"the device is a CPU (found {device})", device == "cpu"),
-        (
-            "the call is not traced for export (an artifact that runs "
-            "without fastlstm cannot carry its compiled kernel)"
-            + (f" (found: traced by {caps.exporting})" if caps.exporting else ""),
-            not caps.exporting,
-        ),
+        portable,
     ]
     native += shared
     native += [

@@ -4,7 +4,6 @@ import keras
 import numpy as np
 
 from fastlstm import kernels
-from fastlstm.kernels import _compiled
 
 
 def test_jax_kernel_threads_follow_xla_flags(monkeypatch):

@@ -1,15 +1,10 @@
-"""The native kernel in TensorFlow: graphs, XLA, SavedModel."""
-
-import os
-import subprocess
-import sys
-import textwrap
+"""The native kernel in TensorFlow: graphs and XLA. (SavedModels:
+test_export.py.)"""
 
 import numpy as np
 
 import fastlstm
 from fastlstm import kernels
-from fastlstm.kernels import _compiled
 from helpers import pair
 from native_helpers import masked_model, padded_data
 
@@ -95,59 +90,3 @@ def test_tensorflow_jit_compile_runs_the_loop_and_says_why():
         m.fit(x, y, epochs=2, verbose=0)
     for a, b in zip(models[0].get_weights(), models[1].get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
-
-
-SAVED_MODEL_LOADER = textwrap.dedent(
-    """
-    import sys
-    import numpy as np
-    import tensorflow as tf
-    if sys.argv[2] == "import":
-        import fastlstm
-    loaded = tf.saved_model.load(sys.argv[1])
-    print(np.asarray(loaded.serve(np.load(sys.argv[1] + "/x.npy"))).tolist())
-    """
-)
-
-
-def test_exported_saved_model_loads_with_fastlstm_and_fails_clearly_without(tmp_path):
-    model = masked_model(fastlstm.LSTM(4))
-    x = padded_data()
-    expected = np.asarray(model.predict(x, verbose=0))
-    path = str(tmp_path / "exported")
-    model.export(path, verbose=False)
-    np.save(path + "/x.npy", x)
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-
-    def load(how):
-        return subprocess.run(
-            [sys.executable, "-c", SAVED_MODEL_LOADER, path, how],
-            capture_output=True, text=True, env=env, timeout=300,
-        )
-
-    ok = load("import")
-    assert ok.returncode == 0, ok.stderr[-2000:]
-    np.testing.assert_allclose(np.array(eval(ok.stdout)), expected, atol=1e-6)
-    missing = load("no-import")
-    assert missing.returncode != 0
-    assert "Op type not registered 'FastlstmLstm" in missing.stderr
-
-
-def test_saved_model_exported_without_the_kernel_needs_no_fastlstm(tmp_path, monkeypatch):
-    """FASTLSTM_DISABLE_NATIVE=1 during export gives a graph of standard ops,
-    which a TensorFlow without fastlstm serves (e.g. TF Serving)."""
-    monkeypatch.setenv(_compiled.DISABLE_ENV, "1")
-    model = masked_model(fastlstm.LSTM(4))
-    x = padded_data()
-    expected = np.asarray(model.predict(x, verbose=0))
-    path = str(tmp_path / "portable")
-    model.export(path, verbose=False)
-    np.save(path + "/x.npy", x)
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop(_compiled.DISABLE_ENV)
-    done = subprocess.run(
-        [sys.executable, "-c", SAVED_MODEL_LOADER, path, "no-import"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    np.testing.assert_allclose(np.array(eval(done.stdout)), expected, atol=1e-6)

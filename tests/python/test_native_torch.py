@@ -2,7 +2,6 @@
 torch.compile and torch.export know; export tracing runs the loop."""
 
 import os
-import warnings
 
 import keras
 import numpy as np
@@ -10,7 +9,6 @@ import pytest
 import torch
 
 import fastlstm
-from fastlstm.kernels import torch as module
 from helpers import make_mask, pair, to_numpy
 
 OPS = {
@@ -154,20 +152,6 @@ def test_torch_export_runs_the_loop_with_kerass_numbers(mask_kind):
     np.testing.assert_allclose(got, want, atol=1e-5)
     targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
     assert not any("fastlstm" in t for t in targets)
-
-
-@pytest.mark.parametrize("mask_kind", MASKS)
-def test_onnx_export_runs_in_onnxruntime_with_kerass_numbers(tmp_path, mask_kind):
-    import onnxruntime
-
-    model, x, want = _export_case(mask_kind)
-    path = str(tmp_path / "model.onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.export(path, format="onnx", verbose=False)
-    session = onnxruntime.InferenceSession(path)
-    got = session.run(None, {session.get_inputs()[0].name: x})[0]
-    np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_export_tracing_is_a_fact_the_plan_names():

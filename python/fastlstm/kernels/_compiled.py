@@ -135,8 +135,7 @@ def load(binding, backend, loader=ctypes.CDLL):
     with `loader`; raises `Unavailable` with the reason.
 
     FASTLSTM_DISABLE_NATIVE=1 turns the kernel off from then on (it is read
-    at every call), e.g. to export a SavedModel that a TensorFlow without
-    fastlstm can serve.
+    at every call): the loop runs instead.
     """
     if os.environ.get(DISABLE_ENV) == "1":
         raise Unavailable(f"disabled by {DISABLE_ENV}=1")

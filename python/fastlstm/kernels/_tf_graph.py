@@ -37,3 +37,8 @@ def recording(tensors):
     if tf.executing_eagerly():
         return bool(record.should_record_backprop([t for t in tensors if t is not None]))
     return bool(record.could_possibly_record())
+
+
+def in_save_context():
+    """Whether tf.saved_model.save() is tracing the ops built now."""
+    return _compat.tf_in_save_context()

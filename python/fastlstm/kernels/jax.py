@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from fastlstm import equations
+from fastlstm import export
 from fastlstm.kernels import CUDNN_DTYPES
 from fastlstm.kernels import Capabilities
 from fastlstm.kernels import _compiled
@@ -42,6 +43,8 @@ def capabilities():
         native_why=why,
         native_dtypes=_NATIVE_DTYPES,
         native_min_batch=_NATIVE_MIN_BATCH,
+        # jax.export and jax2tf leave no mark: fastlstm.exporting() says so.
+        exporting=export.current(),
     )
 
 

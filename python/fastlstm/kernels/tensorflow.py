@@ -7,6 +7,7 @@ import functools
 import tensorflow as tf
 
 from fastlstm import equations
+from fastlstm import export
 from fastlstm.kernels import CUDNN_DTYPES
 from fastlstm.kernels import Capabilities
 from fastlstm.kernels import _compiled
@@ -46,6 +47,14 @@ def capabilities():
         # TensorFlow's loop is slower than the compiled kernel at every batch
         # size measured.
         native_min_batch=1,
+        exporting=_exporting(),
+    )
+
+
+def _exporting():
+    """The exporter tracing this call for a portable artifact, or ""."""
+    return export.current(
+        detected="tf.saved_model.save" if _tf_graph.in_save_context() else ""
     )
 
 
@@ -89,8 +98,14 @@ def loop(x, h0, c0, weights, mask, dropout, options):
     """`tf.while_loop` over the steps; the standard LSTM with its gradient
     written out (section 3). Eagerly, the loop runs as a traced graph."""
     # A written-out gradient's saved tensors cannot leave a cond branch
-    # (cond_v2 finds no capture for them); autodiff's can.
-    if _loop.is_standard(options, dropout) and not _tf_graph.in_cond_branch():
+    # (cond_v2 finds no capture for them); autodiff's can. An export gets the
+    # loop built in its own graph: converters (tf2onnx) mistype the nested
+    # functions' loops.
+    if (
+        _loop.is_standard(options, dropout)
+        and not _tf_graph.in_cond_branch()
+        and not _exporting()
+    ):
         return _written_out(x, h0, c0, weights, mask, dropout, options)
     if tf.executing_eagerly():
         # An eager while_loop runs op by op from Python; a traced graph, one
@@ -116,15 +131,18 @@ def _traced_loop(options, no_mask, no_recurrent_dropout):
 def _while_loop(x, h0, c0, weights, mask, dropout, options):
     xs, projected = _loop.step_inputs(x, weights, dropout, _HOIST)
     masks = _loop.step_masks(mask)
-    steps = tf.shape(xs)[0]
+    # The static number of steps where it is known: tf2onnx mistypes a loop
+    # whose bound is a tensor that its condition also reads.
+    steps = xs.shape[0] if xs.shape[0] is not None else tf.shape(xs)[0]
     rs = options.return_sequences
-    outs = tf.TensorArray(xs.dtype, size=steps if rs else 1, element_shape=h0.shape)
     # Read steps from TensorArrays: the gradient of `xs[t]` on a captured
     # tensor is a full-size tensor per step (quadratic in time).
     xs_ta = tf.TensorArray(xs.dtype, size=steps).unstack(xs)
     ms_ta = None if masks is None else tf.TensorArray(tf.bool, size=steps).unstack(masks)
+    # Only the outputs returned are kept.
+    outs = (tf.TensorArray(xs.dtype, size=steps, element_shape=h0.shape),) if rs else ()
 
-    def body(t, h, c, out, outs):
+    def body(t, h, c, out, *outs):
         m_t = None if ms_ta is None else ms_ta.read(t)
         h, c, out = _loop.step(
             xs_ta.read(t), m_t, h, c, out, weights, dropout, options, projected
@@ -132,16 +150,16 @@ def _while_loop(x, h0, c0, weights, mask, dropout, options):
         # A traced graph may know fewer dims of `xs` than of the state.
         for new, like in ((h, h0), (c, c0), (out, h0)):
             new.set_shape(like.shape)
-        return t + 1, h, c, out, outs.write(t if rs else 0, out)
+        return (t + 1, h, c, out) + tuple(ta.write(t, out) for ta in outs)
 
-    _, h, c, last, outs = tf.while_loop(
+    _, h, c, last, *outs = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (tf.constant(0), h0, c0, tf.zeros_like(h0), outs),
+        (tf.constant(0), h0, c0, tf.zeros_like(h0)) + outs,
         maximum_iterations=steps,
         parallel_iterations=1,
     )
-    return last, _loop.batch_major(outs.stack(), options), h, c
+    return last, (_loop.batch_major(outs[0].stack(), options) if rs else None), h, c
 
 
 def unrolled(x, h0, c0, weights, mask, dropout, options):

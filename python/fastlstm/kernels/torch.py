@@ -10,6 +10,7 @@ import functools
 import torch
 
 from fastlstm import equations
+from fastlstm import export
 from fastlstm.kernels import CUDNN_DTYPES
 from fastlstm.kernels import Capabilities
 from fastlstm.kernels import _compiled
@@ -56,16 +57,21 @@ def _device():
     return _device_once()
 
 
+# Evaluated in Python while torch.compile traces (it reads flags and a
+# context variable, which dynamo would stop at).
+@torch.compiler.assume_constant_result
 def _exporting():
-    """The tracer exporting this call, or "". torch.compile is not one: it
-    runs the custom ops in the process that compiled them."""
+    """The tracer exporting this call for a portable artifact, or "".
+    torch.compile is not one: it runs the custom ops in the process that
+    compiled them."""
+    detected = ""
     if torch.onnx.is_in_onnx_export():
-        return "torch.onnx.export"
-    if torch.compiler.is_exporting():
-        return "torch.export"
-    if torch.jit.is_tracing():
-        return "torch.jit.trace"
-    return ""
+        detected = "torch.onnx.export"
+    elif torch.compiler.is_exporting():
+        detected = "torch.export"
+    elif torch.jit.is_tracing():
+        detected = "torch.jit.trace"
+    return export.current(detected)
 
 
 def setup():
