@@ -206,3 +206,15 @@ def test_unused_outputs_get_no_zero_gradients_written():
     ]
     assert written, "the profiler saw no zeros written at all"
     assert [workspace.numel()] not in written, written
+
+
+def test_a_jit_trace_gives_kerass_numbers_for_masks_it_was_not_traced_with():
+    """torch.jit.trace records one run's operations: traced on left-padded
+    rows it must still be right for rows with holes (a trace of the fused
+    kernel's rotation would not be)."""
+    model, x, _ = _export_case("left")
+    traced = torch.jit.trace(model, torch.tensor(x), check_trace=False)
+    for mask_kind in ("holes", "right", "none"):
+        _, other, _ = _export_case(mask_kind)
+        got = traced(torch.tensor(other)).detach().numpy()
+        np.testing.assert_allclose(got, model.predict(other, verbose=0), atol=1e-5)
