@@ -68,9 +68,18 @@
 #'   activations, recurrent dropout in training), an optimised loop runs.
 #' - **Requirement 6 is relaxed.** A mask need only be contiguous: right-padded
 #'   rows go to cuDNN as sequence lengths, and left-padded rows (the default
-#'   of `pad_sequences()`) are shifted to right-padded and back. Only masks
-#'   with holes fall back to the loop. A masked step carries the state over
-#'   on every kernel (Keras's TensorFlow cuDNN path writes zeros instead).
+#'   of `pad_sequences()`) are shifted to right-padded and back. The compiled
+#'   CPU kernel reads each row's valid steps where they lie and runs only
+#'   those: padding costs nothing. Only masks with holes fall back to the
+#'   loop. A masked step carries the state over on every kernel (Keras's
+#'   TensorFlow cuDNN path writes zeros instead).
+#' - **Mixed precision keeps the fast kernels.** Under `mixed_float16` or
+#'   `mixed_bfloat16` the compiled kernel (and cuDNN for bfloat16) computes
+#'   in float32 inside and returns the policy's dtype.
+#' - **Exported models run without fastlstm.** A call traced by Keras's
+#'   `model$export()` (any format), `torch.export` or
+#'   `tf.saved_model.save()` runs the loop, which any runtime carries, with
+#'   the same numbers.
 #' - **Requirement 7 does not apply.** It is a constraint from TensorFlow 1;
 #'   fastlstm chooses its kernel from the layer, the call, the backend and
 #'   the device, inside a compiled function (`tf.function`, `jax.jit`) as
