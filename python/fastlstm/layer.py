@@ -261,8 +261,6 @@ class LSTM(keras.layers.LSTM):
             recurrent_activation=cell.recurrent_activation,
             return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask,
-            # The final c is observable only as a returned or carried state.
-            need_cell_state=self.return_state or self.stateful,
             layout=_sequence.in_processing_order(plan.mask, self.go_backwards),
         )
         # The kernel the plan names, and no other.

@@ -160,13 +160,13 @@ def fused_stand_in(module):
 
     loop = module.KERNELS["loop"]
 
-    def stand_in(x, h0, c0, weights, starts, lengths, need_cell_state, need_outputs):
+    def stand_in(x, h0, c0, weights, starts, lengths, need_outputs):
         mask = None
         if lengths is not None:
             mask = equations.lengths_to_mask(lengths, ops.shape(x)[1])
         options = Options(
             activation=activations.tanh, recurrent_activation=activations.sigmoid,
-            return_sequences=True, zero_output_for_mask=True, need_cell_state=True,
+            return_sequences=True, zero_output_for_mask=True,
             layout=_sequence.RIGHT_PADDED if mask is not None else _sequence.NO_MASK,
         )
         _, y, h, c = loop(x, h0, c0, weights, mask, Dropout(), options)

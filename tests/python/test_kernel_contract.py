@@ -70,7 +70,7 @@ def _arguments(batch, steps, features, units=3, mask_kind=None, seed=0):
         mask = np.arange(steps)[None, :] >= (np.arange(batch) % max(steps, 1))[:, None]
     options = kernels.Options(
         activation=activations.tanh, recurrent_activation=activations.sigmoid,
-        return_sequences=True, zero_output_for_mask=False, need_cell_state=True,
+        return_sequences=True, zero_output_for_mask=False,
         layout=_sequence.mask_layout(mask),
     )
     tensor = ops.convert_to_tensor

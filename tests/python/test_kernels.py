@@ -25,13 +25,13 @@ def setup(mask_kind):
     return x, h0, c0, layer, ref, make_mask(mask_kind, B, T, seed=2)
 
 
-def call_kernel(name, layer, x, h0, c0, mask, need_cell_state=True):
+def call_kernel(name, layer, x, h0, c0, mask):
     cell = layer.cell
     tensor = ops.convert_to_tensor
     options = kernels.Options(
         activation=activations.tanh, recurrent_activation=activations.sigmoid,
         return_sequences=True, zero_output_for_mask=False,
-        need_cell_state=need_cell_state, layout=_sequence.mask_layout(mask),
+        layout=_sequence.mask_layout(mask),
     )
     weights = kernels.Weights(tensor(cell.kernel), tensor(cell.recurrent_kernel), tensor(cell.bias))
     return MODULE.KERNELS[name](
@@ -60,15 +60,6 @@ def test_each_kernel_called_directly_matches_keras(name, mask_kind):
     for got, want in zip([result.outputs, result.h, result.c], expected):
         np.testing.assert_allclose(to_numpy(got), want, atol=2e-5)
     np.testing.assert_allclose(to_numpy(result.last), expected[0][:, -1], atol=2e-5)
-
-
-@pytest.mark.parametrize("mask_kind", ["right", "left", "empty"])
-def test_native_kernel_may_skip_a_cell_state_nobody_reads(mask_kind):
-    x, h0, c0, layer, ref, mask = setup(mask_kind)
-    result = call_kernel("native", layer, x, h0, c0, mask, need_cell_state=False)
-    expected = forward(ref, x, mask, [h0, c0])
-    np.testing.assert_allclose(to_numpy(result.outputs), expected[0], atol=2e-5)
-    np.testing.assert_allclose(to_numpy(result.h), expected[1], atol=2e-5)
 
 
 def test_rotation_round_trip():

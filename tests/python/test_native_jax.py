@@ -21,7 +21,7 @@ def _call(name, x, h0, c0, w, r, bias, lengths):
     mask = None if lengths is None else equations.lengths_to_mask(lengths, x.shape[1])
     options = kernels.Options(
         activation=activations.tanh, recurrent_activation=activations.sigmoid,
-        return_sequences=True, zero_output_for_mask=True, need_cell_state=True,
+        return_sequences=True, zero_output_for_mask=True,
         layout=_sequence.NO_MASK if mask is None else _sequence.RIGHT_PADDED,
     )
     result = kernels.get().KERNELS[name](

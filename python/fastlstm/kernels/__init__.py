@@ -83,8 +83,6 @@ class Options(typing.NamedTuple):
     recurrent_activation: typing.Callable
     return_sequences: bool
     zero_output_for_mask: bool
-    # Whether anybody reads the final c (a returned or carried state).
-    need_cell_state: bool
     # The mask's layout in processing order (`fastlstm._sequence` names).
     layout: str
 

@@ -18,13 +18,12 @@ from fastlstm import _sequence
 def fused_kernel(fused, dtypes, reads_spans):
     """The `Kernel` that runs `fused` on the rows' valid spans.
 
-    `fused(x, h0, c0, weights, starts, lengths, need_cell_state,
-    need_outputs)` returns `(outputs, h, c)`: each row runs the steps
+    `fused(x, h0, c0, weights, starts, lengths, need_outputs)` returns
+    `(outputs, h, c)`: each row runs the steps
     `x[row, starts[row] : starts[row] + lengths[row]]`; its outputs are
     front-aligned (zeros past its length; None unless `need_outputs`), h and
-    c are the state after its last valid step (any value for an empty row),
-    c may be None unless `need_cell_state`. `lengths` None means every step
-    is valid. With `reads_spans` False, `fused` takes front-aligned rows
+    c are the state after its last valid step (any value for an empty row).
+    `lengths` None means every step is valid. With `reads_spans` False, `fused` takes front-aligned rows
     (`starts` None): the rows are rotated to the front first.
 
     `dtypes` are those `fused` computes in; calls in another (mixed
@@ -59,7 +58,7 @@ def fused_kernel(fused, dtypes, reads_spans):
             )
         rs = options.return_sequences
         if options.layout in (_sequence.NO_MASK, _sequence.ALL_VALID):
-            y, h, c = fused(x, h0, c0, weights, None, None, True, rs)
+            y, h, c = fused(x, h0, c0, weights, None, None, rs)
             return h, (y if rs else None), h, c
         starts, lengths = _sequence.valid_span(mask)
         spans_at = starts
@@ -67,11 +66,10 @@ def fused_kernel(fused, dtypes, reads_spans):
             spans_at = None
             if options.layout != _sequence.RIGHT_PADDED:
                 x = _sequence.rotate_to_front(x, starts)
-        y, h, c = fused(x, h0, c0, weights, spans_at, lengths, options.need_cell_state, rs)
+        y, h, c = fused(x, h0, c0, weights, spans_at, lengths, rs)
         nonempty = ops.expand_dims(lengths > 0, 1)
         h = ops.where(nonempty, h, h0)
-        # A kernel may skip computing a c nobody reads; RNN.call still casts it.
-        c = ops.zeros_like(c0) if c is None else ops.where(nonempty, c, c0)
+        c = ops.where(nonempty, c, c0)
         # The last output is the last valid step's, i.e. the final h, or zeros
         # for an empty row (and for a masked last step with zero outputs).
         keep_last = nonempty

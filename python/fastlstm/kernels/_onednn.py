@@ -18,11 +18,9 @@ from keras import ops
 
 def fused(lstm):
     """The fused LSTM on the rows' spans (`kernels._fused`) that a
-    binding's `lstm` (see above) gives. It computes the final c in any case:
-    `need_cell_state` changes nothing."""
+    binding's `lstm` (see above) gives."""
 
-    def run(x, h0, c0, weights, starts, lengths, need_cell_state, need_outputs):
-        del need_cell_state
+    def run(x, h0, c0, weights, starts, lengths, need_outputs):
         kernel, recurrent_kernel, bias = weights
         if bias is None:
             bias = ops.zeros((ops.shape(kernel)[-1],), x.dtype)

@@ -192,11 +192,11 @@ def _standard(zero_output_for_mask, return_sequences, masked):
 # ---------------------------------------------------------------------------
 
 
-def _cudnn_lstm(x, h0, c0, weights, starts, lengths, need_cell_state, need_outputs):
+def _cudnn_lstm(x, h0, c0, weights, starts, lengths, need_outputs):
     """cuDNN's LSTM (jax.experimental.rnn) on front-aligned rows. cuDNN takes
     lengths at no extra cost and writes the outputs anyway, so
-    `need_cell_state` and `need_outputs` change nothing."""
-    del starts, need_cell_state, need_outputs  # front-aligned rows: no starts
+    `need_outputs` changes nothing."""
+    del starts, need_outputs  # front-aligned rows: no starts
     from jax.experimental import rnn
 
     batch, steps, input_size = x.shape
@@ -323,14 +323,13 @@ _onednn_lstm.defvjp(_onednn_lstm_fwd, _onednn_lstm_bwd)
 _onednn_fused = _onednn.fused(_onednn_lstm)
 
 
-def _native_lstm(x, h0, c0, weights, starts, lengths, need_cell_state, need_outputs):
+def _native_lstm(x, h0, c0, weights, starts, lengths, need_outputs):
     """The compiled kernel on the rows' spans, each device's rows on that
     device under keras's DataParallel."""
 
     def run(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths):
         return _onednn_fused(
-            x, h0, c0, (kernel, recurrent_kernel, bias), starts, lengths,
-            need_cell_state, need_outputs,
+            x, h0, c0, (kernel, recurrent_kernel, bias), starts, lengths, need_outputs
         )
 
     return _per_device_rows(

@@ -291,11 +291,11 @@ def _with_gradient(zero_output_for_mask, return_sequences, masked):
 # ---------------------------------------------------------------------------
 
 
-def _cudnn_lstm(x, h0, c0, weights, starts, lengths, need_cell_state, need_outputs):
+def _cudnn_lstm(x, h0, c0, weights, starts, lengths, need_outputs):
     """cuDNN's LSTM (CudnnRNNV3) on front-aligned rows. cuDNN takes lengths
-    at no extra cost and writes the outputs anyway, so `need_cell_state` and
-    `need_outputs` change nothing."""
-    del starts, need_cell_state, need_outputs  # front-aligned rows: no starts
+    at no extra cost and writes the outputs anyway, so `need_outputs`
+    changes nothing."""
+    del starts, need_outputs  # front-aligned rows: no starts
     kernel, recurrent_kernel, bias = weights
     batch, steps = tf.shape(x)[0], tf.shape(x)[1]
     if lengths is None:

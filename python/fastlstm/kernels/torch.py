@@ -45,16 +45,12 @@ def capabilities():
     )
 
 
-@functools.lru_cache(maxsize=None)
-def _device_once():
-    return "gpu" if torch.cuda.is_available() else "cpu"
-
-
 # Once per process (asking CUDA each call cost more than the rest of the
 # plan); a constant to torch.compile.
 @torch.compiler.assume_constant_result
+@functools.lru_cache(maxsize=None)
 def _device():
-    return _device_once()
+    return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 # Evaluated in Python while torch.compile traces (it reads flags and a
@@ -203,11 +199,11 @@ class _WrittenOut(torch.autograd.Function):
 # ---------------------------------------------------------------------------
 
 
-def _cudnn_lstm(x, h0, c0, weights, starts, lengths, need_cell_state, need_outputs):
+def _cudnn_lstm(x, h0, c0, weights, starts, lengths, need_outputs):
     """torch's LSTM op (cuDNN on a CUDA device) on front-aligned rows, packed
-    by their lengths. It writes the outputs and c anyway, so
-    `need_cell_state` and `need_outputs` change nothing."""
-    del starts, need_cell_state, need_outputs  # front-aligned rows: no starts
+    by their lengths. It writes the outputs anyway, so `need_outputs`
+    changes nothing."""
+    del starts, need_outputs  # front-aligned rows: no starts
     kernel, recurrent_kernel, bias = weights
     # Keras's (in, 4 * units) kernels are torch's (4 * units, in) weights
     # transposed; the gate order i, f, c, o is the same. One bias suffices.
