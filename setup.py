@@ -85,7 +85,7 @@ C_API = f"{CSRC}/c_api.cc"
 BINDINGS = {
     # extension name: (framework, its sources, its flags)
     "fastlstm._onednn_jax": ("jax", [C_API, f"{CSRC}/jax_ffi.cc"], _jax_flags),
-    "fastlstm._onednn_tf": ("tensorflow", [f"{CSRC}/tf_op.cc"], _tensorflow_flags),
+    "fastlstm._onednn_tf": ("tensorflow", [C_API, f"{CSRC}/tf_op.cc"], _tensorflow_flags),
     # PyTorch's custom ops call the C functions through ctypes.
     "fastlstm._onednn_torch": ("torch", [C_API], _no_flags),
 }

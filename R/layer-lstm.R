@@ -75,7 +75,10 @@
 #'   TensorFlow cuDNN path writes zeros instead).
 #' - **Mixed precision keeps the fast kernels.** Under `mixed_float16` or
 #'   `mixed_bfloat16` the compiled kernel (and cuDNN for bfloat16) computes
-#'   in float32 inside and returns the policy's dtype.
+#'   in float32 inside and returns the policy's dtype. Under
+#'   `mixed_bfloat16`, on a CPU with AMX or AVX512-BF16, the compiled
+#'   kernel's matrix products take bfloat16 factors and keep float32 sums
+#'   (the plan says so); `FASTLSTM_DISABLE_BF16=1` keeps them in float32.
 #' - **Exported models run without fastlstm.** A call traced by Keras's
 #'   `model$export()` (any format), `torch.export` or
 #'   `tf.saved_model.save()` runs the loop, which any runtime carries, with

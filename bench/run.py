@@ -327,6 +327,90 @@ def time_interleaved(fns, policy):
     return {name: statistics.median(ts) for name, ts in times.items()}, times
 
 
+# Mixed precision: fastlstm under mixed_bfloat16 against fastlstm in float32
+# and Keras under mixed_bfloat16, at M, on a CPU (`--shapes MIXED` alone).
+MIXED_POLICY = "mixed_bfloat16"
+MIXED_SHAPE = "M"
+
+
+def mixed_precision_records(backend, device, quick):
+    import keras
+    import numpy as np
+
+    import fastlstm
+
+    shape = SHAPES[MIXED_SHAPE]
+    _, t, i, u = shape
+    x, y, _ = padded_batch(shape, False, seed=1)
+
+    def model(layer_cls, policy):
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((t, i), batch_size=shape[0])
+        out = keras.layers.Dense(1, dtype=policy)(layer_cls(u, dtype=policy)(inp))
+        m = keras.Model(inp, out)
+        m.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+        return m
+
+    models = {
+        "fastlstm float32": model(fastlstm.LSTM, "float32"),
+        f"fastlstm {MIXED_POLICY}": model(fastlstm.LSTM, MIXED_POLICY),
+        f"keras {MIXED_POLICY}": model(keras.layers.LSTM, MIXED_POLICY),
+    }
+    weights = models["fastlstm float32"].get_weights()
+    for m in models.values():
+        m.set_weights(weights)
+    mixed = models[f"fastlstm {MIXED_POLICY}"]
+    plan = fastlstm.plan(lstm_of(mixed), x, training=True)
+    diff = float(np.abs(
+        np.asarray(mixed.predict_on_batch(x), "float32")
+        - np.asarray(models[f"keras {MIXED_POLICY}"].predict_on_batch(x), "float32")
+    ).max())
+    records = []
+    for mode in ("forward", "train"):
+        if mode == "forward":
+            fns = {k: (lambda m=m: m.predict_on_batch(x)) for k, m in models.items()}
+        else:
+            fns = {k: (lambda m=m: m.train_on_batch(x, y)) for k, m in models.items()}
+        med, raw = time_interleaved(fns, QUICK_REPEATS if quick else REPEATS[MIXED_SHAPE])
+        rec = {
+            "backend": backend, "device": device, "shape": MIXED_SHAPE,
+            "policy": MIXED_POLICY, "mode": mode, "kernel": plan.kernel,
+            "bf16_products": plan.bf16_products,
+            "ms": {k: v * 1e3 for k, v in med.items()},
+            "raw_ms": {k: [v * 1e3 for v in r] for k, r in raw.items()},
+            "ratio_float32": med[f"fastlstm {MIXED_POLICY}"] / med["fastlstm float32"],
+            "ratio_keras": med[f"fastlstm {MIXED_POLICY}"] / med[f"keras {MIXED_POLICY}"],
+            "max_abs_diff_vs_keras": diff,
+        }
+        records.append(rec)
+        print(
+            f"[{backend}] {MIXED_SHAPE} {mode:7s} {MIXED_POLICY}: "
+            + "  ".join(f"{k} {v:8.2f} ms" for k, v in rec["ms"].items())
+            + f"  / float32 {rec['ratio_float32']:.2f}, / keras {rec['ratio_keras']:.2f}"
+            + f"  [{plan.kernel}{', bf16 products' if plan.bf16_products else ''}]",
+            flush=True,
+        )
+    keras.backend.clear_session()
+    return records
+
+
+def fmt_mixed(records):
+    rows = [
+        "| backend | case | fastlstm float32 | fastlstm mixed_bfloat16 | "
+        "keras mixed_bfloat16 | mixed / float32 | mixed / keras | products |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        ms = r["ms"]
+        rows.append(
+            f"| {r['backend']} | {r['shape']} {r['mode']} | {ms['fastlstm float32']:.1f} | "
+            f"{ms['fastlstm ' + r['policy']]:.1f} | {ms['keras ' + r['policy']]:.1f} | "
+            f"{r['ratio_float32']:.2f} | {r['ratio_keras']:.2f} | "
+            f"{'bfloat16' if r['bf16_products'] else 'float32'} |"
+        )
+    return "\n".join(rows)
+
+
 def worker(backend, quick, out_path, only=None):
     os.environ["KERAS_BACKEND"] = backend
     import keras
@@ -340,6 +424,9 @@ def worker(backend, quick, out_path, only=None):
     if only:
         shapes = {k: v for k, v in SHAPES.items() if k in only}
     records = []
+    mixed = []
+    if device == "cpu" and (only is None or "MIXED" in only):
+        mixed = mixed_precision_records(backend, device, quick)
     peak = None
     if device == "gpu":
         peak = device_peak(backend)
@@ -451,7 +538,7 @@ def worker(backend, quick, out_path, only=None):
     with open(out_path, "w") as f:
         json.dump(
             {"backend": backend, "device": device, "peak_gflops": peak,
-             "versions": versions, "records": records},
+             "versions": versions, "records": records, "mixed": mixed},
             f,
         )
 
@@ -587,7 +674,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="reduced smoke-test set")
     ap.add_argument("--backends", default=None, help="comma-separated subset")
-    ap.add_argument("--shapes", default=None, help="comma-separated subset of S,M,L1,LONG")
+    ap.add_argument(
+        "--shapes", default=None,
+        help="comma-separated subset of S,M,L1,LONG,TEXT,MIXED (mixed_bfloat16 at M)",
+    )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -607,7 +697,7 @@ def main():
     print(f"CPU: {model}, {cores} cores; numpy float32 GEMM peak {peak_cpu:.1f} GFLOP/s", flush=True)
 
     started = time.time()
-    records, meta = [], {}
+    records, mixed, meta = [], [], {}
     for backend in backends:
         tmp = os.path.join(RESULTS, f"worker-{backend}.json.tmp")
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
@@ -626,18 +716,19 @@ def main():
         for r in res["records"]:
             r["peak_gflops"] = res["peak_gflops"]
         records += res["records"]
+        mixed += res.get("mixed", [])
         meta[backend] = {
             "device": res["device"], "versions": res["versions"],
             "peak_gflops": res["peak_gflops"], "seconds": round(time.time() - t0, 1),
         }
-    if not records:
+    if not records and not mixed:
         sys.exit("no backend produced results")
     add_torch_anchor(records)
 
     device = "gpu" if any(r["device"] == "gpu" for r in records) else "cpu"
     suffix = ".tmp" if args.quick or only else ""
     stem = os.path.join(RESULTS, device)
-    table = fmt_table(records, peak_cpu)
+    table = fmt_table(records, peak_cpu) if records else ""
     header = (
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {model} "
         f"({cores} cores), Python {platform.python_version()}; "
@@ -660,6 +751,12 @@ def main():
             "the same compiled kernel everywhere, framework overhead apart):\n\n"
             + fmt_backends(records)
         )
+    if mixed:
+        table += (
+            f"\n\nMixed precision ({MIXED_POLICY}) at {MIXED_SHAPE}, unmasked, against "
+            "fastlstm in float32 and Keras under the same policy (ms; time ratios):\n\n"
+            + fmt_mixed(mixed)
+        )
     print()
     print(header)
     print()
@@ -671,12 +768,14 @@ def main():
         "backends": meta,
         "seconds": round(time.time() - started, 1),
         "records": records,
+        "mixed": mixed,
     }
     with open(stem + ".json" + suffix, "w") as f:
         json.dump(summary, f, indent=1)
     with open(stem + ".md" + suffix, "w") as f:
         f.write(header + "\n\n" + table + "\n")
-    plot(records, stem + ".png" + suffix, f"fastlstm / baseline time ratio, {device} ({model})")
+    if records:
+        plot(records, stem + ".png" + suffix, f"fastlstm / baseline time ratio, {device} ({model})")
     print(f"\nwrote {stem}.json{suffix}, {stem}.md{suffix}, {stem}.png{suffix} "
           f"in {summary['seconds']:.0f} s")
 

@@ -35,6 +35,11 @@ void fastlstm_use_callers_openmp_threads(int32_t callers_openmp) {
                                             : fastlstm::PartThreads::kOwn);
 }
 
+// 1 where this CPU makes bfloat16 products natively (Dims::bf16), else 0.
+int32_t fastlstm_bf16_products_supported() {
+  return fastlstm::bf16_products_supported() ? 1 : 0;
+}
+
 // The workspace size of a training pass, or -1.
 int64_t fastlstm_workspace_bytes(int64_t batch, int64_t steps, int64_t features,
                                  int64_t units, int32_t threads, char* error,
@@ -58,16 +63,17 @@ int64_t fastlstm_inference_chunk_steps(int64_t batch, int64_t steps,
   return chunk;
 }
 
-// lstm_inference(); `starts`, `lengths` and `y` may be null.
+// lstm_inference(); `starts`, `lengths` and `y` may be null; `bf16` is
+// Dims::bf16. Likewise below.
 int64_t fastlstm_lstm_inference(int64_t batch, int64_t steps, int64_t features,
-                                int64_t units, const float* x, const float* h0,
+                                int64_t units, int32_t bf16, const float* x, const float* h0,
                                 const float* c0, const float* kernel,
                                 const float* recurrent_kernel, const float* bias,
                                 const int32_t* starts, const int32_t* lengths,
                                 float* y, float* h_last, float* c_last,
                                 int32_t threads, char* error, size_t error_size) {
   return report(
-      fastlstm::lstm_inference({batch, steps, features, units}, x, h0, c0,
+      fastlstm::lstm_inference({batch, steps, features, units, bf16 != 0}, x, h0, c0,
                                {kernel, recurrent_kernel, bias}, {starts, lengths},
                                y, h_last, c_last, threads),
       error, error_size);
@@ -75,7 +81,7 @@ int64_t fastlstm_lstm_inference(int64_t batch, int64_t steps, int64_t features,
 
 // lstm_training(); `starts` and `lengths` may be null.
 int64_t fastlstm_lstm_training(int64_t batch, int64_t steps, int64_t features,
-                               int64_t units, const float* x, const float* h0,
+                               int64_t units, int32_t bf16, const float* x, const float* h0,
                                const float* c0, const float* kernel,
                                const float* recurrent_kernel, const float* bias,
                                const int32_t* starts, const int32_t* lengths,
@@ -83,7 +89,7 @@ int64_t fastlstm_lstm_training(int64_t batch, int64_t steps, int64_t features,
                                void* workspace, int32_t threads, char* error,
                                size_t error_size) {
   return report(
-      fastlstm::lstm_training({batch, steps, features, units}, x, h0, c0,
+      fastlstm::lstm_training({batch, steps, features, units, bf16 != 0}, x, h0, c0,
                               {kernel, recurrent_kernel, bias}, {starts, lengths},
                               y, h_last, c_last, workspace, threads),
       error, error_size);
@@ -91,7 +97,7 @@ int64_t fastlstm_lstm_training(int64_t batch, int64_t steps, int64_t features,
 
 // lstm_backward(); `starts` and `lengths` may be null.
 int64_t fastlstm_lstm_backward(int64_t batch, int64_t steps, int64_t features,
-                               int64_t units, const float* x, const float* h0,
+                               int64_t units, int32_t bf16, const float* x, const float* h0,
                                const float* c0, const float* kernel,
                                const float* recurrent_kernel, const float* bias,
                                const int32_t* starts, const int32_t* lengths,
@@ -102,7 +108,7 @@ int64_t fastlstm_lstm_backward(int64_t batch, int64_t steps, int64_t features,
                                float* drecurrent_kernel, float* dbias,
                                void* scratch, char* error, size_t error_size) {
   return report(
-      fastlstm::lstm_backward({batch, steps, features, units}, x, h0, c0,
+      fastlstm::lstm_backward({batch, steps, features, units, bf16 != 0}, x, h0, c0,
                               {kernel, recurrent_kernel, bias}, {starts, lengths},
                               y, workspace, dy, dh_last, dc_last, dx, dh0, dc0,
                               dkernel, drecurrent_kernel, dbias, scratch),

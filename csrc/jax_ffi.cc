@@ -21,9 +21,10 @@ using F32Out = ffi::ResultBuffer<ffi::F32>;
 using U8 = ffi::Buffer<ffi::U8>;
 using U8Out = ffi::ResultBuffer<ffi::U8>;
 
-fastlstm::Dims dims_of(const F32& x, const F32& recurrent_kernel) {
+// `bf16` (an attribute, 0 or 1) is Dims::bf16.
+fastlstm::Dims dims_of(const F32& x, const F32& recurrent_kernel, int64_t bf16) {
   auto d = x.dimensions();
-  return {d[0], d[1], d[2], recurrent_kernel.dimensions()[0]};
+  return {d[0], d[1], d[2], recurrent_kernel.dimensions()[0], bf16 != 0};
 }
 
 ffi::Error status(const std::string& error) {
@@ -54,27 +55,27 @@ fastlstm::Spans spans_of(const S32& starts, const S32& lengths) {
 
 ffi::Error Inference(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
                      F32 bias, S32 starts, S32 lengths, F32Out y,
-                     F32Out h, F32Out c, int64_t threads) {
+                     F32Out h, F32Out c, int64_t threads, int64_t bf16) {
   std::string shapes = check_forward_shapes(x, h0, c0, kernel, recurrent_kernel, bias);
   if (!shapes.empty()) return ffi::Error::InvalidArgument(shapes);
   fastlstm::Weights w{kernel.typed_data(), recurrent_kernel.typed_data(),
                       bias.typed_data()};
   float* outputs = y->element_count() ? y->typed_data() : nullptr;
   return status(fastlstm::lstm_inference(
-      dims_of(x, recurrent_kernel), x.typed_data(), h0.typed_data(),
+      dims_of(x, recurrent_kernel, bf16), x.typed_data(), h0.typed_data(),
       c0.typed_data(), w, spans_of(starts, lengths), outputs, h->typed_data(),
       c->typed_data(), static_cast<int>(threads)));
 }
 
 ffi::Error Training(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
                     F32 bias, S32 starts, S32 lengths, F32Out y, F32Out h,
-                    F32Out c, U8Out workspace, int64_t threads) {
+                    F32Out c, U8Out workspace, int64_t threads, int64_t bf16) {
   std::string shapes = check_forward_shapes(x, h0, c0, kernel, recurrent_kernel, bias);
   if (!shapes.empty()) return ffi::Error::InvalidArgument(shapes);
   fastlstm::Weights w{kernel.typed_data(), recurrent_kernel.typed_data(),
                       bias.typed_data()};
   return status(fastlstm::lstm_training(
-      dims_of(x, recurrent_kernel), x.typed_data(), h0.typed_data(),
+      dims_of(x, recurrent_kernel, bf16), x.typed_data(), h0.typed_data(),
       c0.typed_data(), w, spans_of(starts, lengths), y->typed_data(),
       h->typed_data(), c->typed_data(), workspace->untyped_data(),
       static_cast<int>(threads)));
@@ -87,12 +88,12 @@ ffi::Error Backward(F32 x, F32 h0, F32 c0, F32 kernel, F32 recurrent_kernel,
                     F32 dy, F32 dh, F32 dc,
                     F32Out dx, F32Out dh0, F32Out dc0, F32Out dkernel,
                     F32Out drecurrent_kernel, F32Out dbias, U8Out scratch,
-                    int64_t threads) {
+                    int64_t threads, int64_t bf16) {
   (void)threads;  // the rows are split as in the training pass
   fastlstm::Weights w{kernel.typed_data(), recurrent_kernel.typed_data(),
                       bias.typed_data()};
   return status(fastlstm::lstm_backward(
-      dims_of(x, recurrent_kernel), x.typed_data(), h0.typed_data(),
+      dims_of(x, recurrent_kernel, bf16), x.typed_data(), h0.typed_data(),
       c0.typed_data(), w, spans_of(starts, lengths), y.typed_data(),
       workspace.untyped_data(),
       dy.typed_data(), dh.typed_data(), dc.typed_data(), dx->typed_data(),
@@ -116,7 +117,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmInference, Inference,
                                   .Ret<F32>()
                                   .Ret<F32>()
                                   .Ret<F32>()
-                                  .Attr<int64_t>("threads"));
+                                  .Attr<int64_t>("threads")
+                                  .Attr<int64_t>("bf16"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmTraining, Training,
                               ffi::Ffi::Bind()
@@ -132,7 +134,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmTraining, Training,
                                   .Ret<F32>()
                                   .Ret<F32>()
                                   .Ret<ffi::Buffer<ffi::U8>>()
-                                  .Attr<int64_t>("threads"));
+                                  .Attr<int64_t>("threads")
+                                  .Attr<int64_t>("bf16"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmBackward, Backward,
                               ffi::Ffi::Bind()
@@ -156,4 +159,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FastlstmBackward, Backward,
                                   .Ret<F32>()
                                   .Ret<F32>()
                                   .Ret<ffi::Buffer<ffi::U8>>()  // scratch
-                                  .Attr<int64_t>("threads"));
+                                  .Attr<int64_t>("threads")
+                                  .Attr<int64_t>("bf16"));

@@ -15,6 +15,12 @@
 // x86, a GEMM per step for the weight gradients too), it is faster and its
 // workspace is a quarter of theirs: each step's activated gates and cell
 // state, 5 * units floats a row.
+//
+// With bfloat16 products (Dims::bf16, mixed_bfloat16 on a CPU with AMX or
+// AVX512-BF16), every pass runs that recurrence, its products on oneDNN's
+// bfloat16 matmul: factors rounded to bfloat16 (the kernels once per call,
+// the rest per product or once per backward pass), sums in float32; gates,
+// states and the workspace stay float32.
 
 #include "lstm_onednn.h"
 
@@ -433,10 +439,101 @@ void add_row(int64_t width, const float* __restrict row, float* __restrict sum) 
   for (int64_t g = 0; g < width; ++g) sum[g] += row[g];
 }
 
-// C = alpha * op(A) op(B) + beta * C, row-major, on oneDNN's GEMM.
-void gemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
-          float* c, int64_t ldc) {
+using bf16_t = uint16_t;
+
+// `value` rounded to bfloat16, to nearest even; a NaN stays a NaN.
+inline bf16_t to_bf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
+  return static_cast<bf16_t>(nan ? (bits >> 16) | 0x40u : rounded);
+}
+
+// The (rows, cols) matrix at `from` (leading dimension `ld_from`), times
+// `alpha`, rounded to bfloat16 into `to` (leading dimension `ld_to`).
+FASTLSTM_VECTOR_CLONES
+void round_to_bf16(int64_t rows, int64_t cols, float alpha, const float* from,
+                   int64_t ld_from, bf16_t* to, int64_t ld_to) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* in = from + r * ld_from;
+    bf16_t* out = to + r * ld_to;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) out[c] = to_bf16(alpha * in[c]);
+  }
+}
+
+// A (rows, cols) float32 tensor rounded to bfloat16, kept by the caller.
+std::vector<bf16_t> rounded_copy(const float* from, int64_t rows, int64_t cols) {
+  std::vector<bf16_t> to(static_cast<size_t>(rows * cols));
+  round_to_bf16(rows, cols, 1.0f, from, cols, to.data(), cols);
+  return to;
+}
+
+// A buffer of bfloat16 kept per thread and slot (as Buffer): the factors
+// rounded for one product, or a part's gradients rounded for several.
+bf16_t* kept_bf16(int slot, size_t count) {
+  static thread_local std::vector<bf16_t> kept[4];
+  if (kept[slot].size() < count) kept[slot].resize(count);
+  return kept[slot].data();
+}
+enum Bf16Slot { kFactorA, kFactorB, kGradients, kLayerInputs };
+
+// oneDNN's bfloat16 matmul of one shape, kept per thread (each thread runs
+// its own: a primitive's scratchpad is its own). (m, n, k, transa, transb,
+// lda, ldb, ldc, accumulate into C)
+using MatmulKey =
+    std::tuple<int64_t, int64_t, int64_t, char, char, int64_t, int64_t, int64_t, bool>;
+struct Matmul {
+  memory::desc a, b, c;
+  dnnl::matmul op;
+};
+// Ragged rows make one shape per number of running rows: a few hundred
+// kept shapes cover any batch; past that, all are made afresh.
+constexpr size_t kMatmulsKept = 512;
+
+Matmul& bf16_matmul(const MatmulKey& key) {
+  static thread_local std::map<MatmulKey, Matmul> kept;
+  auto found = kept.find(key);
+  if (found != kept.end()) return found->second;
+  if (kept.size() >= kMatmulsKept) kept.clear();
+  int64_t m, n, k, lda, ldb, ldc;
+  char transa, transb;
+  bool accumulate;
+  std::tie(m, n, k, transa, transb, lda, ldb, ldc, accumulate) = key;
+  // A transposed is stored (k, m): element (i, j) at j * lda + i.
+  memory::desc a({m, k}, dt::bf16, transa == 'N' ? memory::dims{lda, 1} : memory::dims{1, lda});
+  memory::desc b({k, n}, dt::bf16, transb == 'N' ? memory::dims{ldb, 1} : memory::dims{1, ldb});
+  memory::desc c({m, n}, dt::f32, memory::dims{ldc, 1});
+  dnnl::primitive_attr attr;
+  if (accumulate) {
+    dnnl::post_ops ops;
+    ops.append_sum(1.0f);
+    attr.set_post_ops(ops);
+  }
+  dnnl::matmul op(dnnl::matmul::primitive_desc(cpu_engine(), a, b, c, attr));
+  return kept.emplace(key, Matmul{a, b, c, op}).first->second;
+}
+
+// C = op(A) op(B) (+ C where `accumulate`), A and B bfloat16, C float32.
+void bf16_product(char transa, char transb, int64_t m, int64_t n, int64_t k,
+                  const bf16_t* a, int64_t lda, const bf16_t* b, int64_t ldb,
+                  bool accumulate, float* c, int64_t ldc) {
+  Matmul& mm = bf16_matmul(MatmulKey(m, n, k, transa, transb, lda, ldb, ldc, accumulate));
+  static thread_local dnnl::stream stream(cpu_engine());
+  mm.op.execute(stream, {{DNNL_ARG_SRC, wrap(mm.a, a)},
+                         {DNNL_ARG_WEIGHTS, wrap(mm.b, b)},
+                         {DNNL_ARG_DST, wrap(mm.c, c)}});
+}
+
+// C = alpha * op(A) op(B) + beta * C, row-major: on oneDNN's GEMM, or with
+// `bf16` (Dims::bf16) its bfloat16 matmul, where beta is 0 or 1. `a16` and
+// `b16`, where given, are A and B already rounded to bfloat16, laid out as
+// A and B (alpha is then 1); the others are rounded here.
+void gemm(bool bf16, char transa, char transb, int64_t m, int64_t n, int64_t k,
+          float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+          float beta, float* c, int64_t ldc, const bf16_t* a16 = nullptr,
+          const bf16_t* b16 = nullptr) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
     // An empty sum: C = beta * C (BLAS leaves C unread where beta is 0).
@@ -444,6 +541,28 @@ void gemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha
       float* c_row = c + row * ldc;
       for (int64_t col = 0; col < n; ++col) c_row[col] = beta == 0.0f ? 0.0f : beta * c_row[col];
     }
+    return;
+  }
+  if (bf16) {
+    if ((beta != 0.0f && beta != 1.0f) || (a16 && alpha != 1.0f)) {
+      throw dnnl::error(dnnl_invalid_arguments, "bfloat16 products take beta 0 or 1");
+    }
+    // The stored matrices: A is (m, k), or (k, m) transposed; B likewise.
+    if (!a16) {
+      const int64_t rows = transa == 'N' ? m : k, cols = transa == 'N' ? k : m;
+      bf16_t* to = kept_bf16(kFactorA, rows * cols);
+      round_to_bf16(rows, cols, alpha, a, lda, to, cols);
+      a16 = to;
+      lda = cols;
+    }
+    if (!b16) {
+      const int64_t rows = transb == 'N' ? k : n, cols = transb == 'N' ? n : k;
+      bf16_t* to = kept_bf16(kFactorB, rows * cols);
+      round_to_bf16(rows, cols, 1.0f, b, ldb, to, cols);
+      b16 = to;
+      ldb = cols;
+    }
+    bf16_product(transa, transb, m, n, k, a16, lda, b16, ldb, beta != 0.0f, c, ldc);
     return;
   }
   dnnl_status_t status = dnnl_sgemm(transa, transb, m, n, k, alpha, a, lda, b,
@@ -487,8 +606,8 @@ Ragged ragged_rows(const Spans& spans, int64_t rows, int64_t steps) {
     if (spans.starts) {
       r.start[row] = std::max<int64_t>(0, std::min<int64_t>(spans.starts[row], steps));
     }
-    r.length[row] = std::max<int64_t>(
-        0, std::min<int64_t>(spans.lengths[row], steps - r.start[row]));
+    const int64_t length = spans.lengths ? spans.lengths[row] : steps;
+    r.length[row] = std::max<int64_t>(0, std::min<int64_t>(length, steps - r.start[row]));
   }
   r.order.resize(rows);
   for (int64_t row = 0; row < rows; ++row) r.order[row] = row;
@@ -520,17 +639,19 @@ Spans spans_from(const Spans& spans, int64_t first) {
 // h R for the rows running at step t, longest first: the rows' previous h
 // gathered (h0 at step 0, else the output at t - 1 of `h_rows`, a
 // (rows, steps_of_h, units) tensor), times R into `z` (running, 4 * units).
-void running_products(const Ragged& r, int64_t t, int64_t units,
+void running_products(const Dims& d, const Ragged& r, int64_t t,
                       const float* h0, const float* h_rows, int64_t steps_of_h,
-                      const float* recurrent, float* h_buffer, float* z) {
+                      const Weights& w, float* h_buffer, float* z) {
+  const int64_t units = d.units;
   const int64_t running = r.running[t];
   for (int64_t i = 0; i < running; ++i) {
     const int64_t row = r.order[i];
     const float* h = t ? h_rows + (row * steps_of_h + t - 1) * units : h0 + row * units;
     std::memcpy(h_buffer + i * units, h, units * sizeof(float));
   }
-  gemm('N', 'N', running, 4 * units, units, 1.0f, h_buffer, units, recurrent,
-       4 * units, 0.0f, z, 4 * units);
+  gemm(d.bf16, 'N', 'N', running, 4 * units, units, 1.0f, h_buffer, units,
+       w.recurrent_kernel, 4 * units, 0.0f, z, 4 * units, nullptr,
+       w.recurrent_kernel_bf16);
 }
 
 // `spans` as in lstm_onednn.h; the outputs and what is saved are
@@ -543,14 +664,16 @@ std::string training_part(const Dims& d, const float* x, const float* h0,
     const int64_t units = d.units, width = 4 * d.units, rows = d.batch;
     if (!has_padding(spans, rows, d.steps)) {
       // The input products of every step at once; rows are (row, step).
-      gemm('N', 'N', rows * d.steps, width, d.features, 1.0f, x, d.features,
-           w.kernel, width, 0.0f, saved.gates, width);
+      gemm(d.bf16, 'N', 'N', rows * d.steps, width, d.features, 1.0f, x,
+           d.features, w.kernel, width, 0.0f, saved.gates, width, nullptr,
+           w.kernel_bf16);
       for (int64_t t = 0; t < d.steps; ++t) {
         // Each row's previous h: h0, or its output at t - 1.
         const float* h_prev = t ? y + (t - 1) * units : h0;
-        gemm('N', 'N', rows, width, units, 1.0f, h_prev, t ? d.steps * units : units,
-             w.recurrent_kernel, width, 1.0f, saved.gates + t * width,
-             d.steps * width);
+        gemm(d.bf16, 'N', 'N', rows, width, units, 1.0f, h_prev,
+             t ? d.steps * units : units, w.recurrent_kernel, width, 1.0f,
+             saved.gates + t * width, d.steps * width, nullptr,
+             w.recurrent_kernel_bf16);
         for (int64_t row = 0; row < rows; ++row) {
           const int64_t at = row * d.steps + t;
           const float* c_prev = t ? saved.cells + (at - 1) * units : c0 + row * units;
@@ -571,9 +694,10 @@ std::string training_part(const Dims& d, const float* x, const float* h0,
     // inputs give the same workspace.
     for (int64_t row = 0; row < rows; ++row) {
       const int64_t valid = r.length[row];
-      gemm('N', 'N', valid, width, d.features, 1.0f,
+      gemm(d.bf16, 'N', 'N', valid, width, d.features, 1.0f,
            x + (row * d.steps + r.start[row]) * d.features, d.features, w.kernel,
-           width, 0.0f, saved.gates + row * d.steps * width, width);
+           width, 0.0f, saved.gates + row * d.steps * width, width, nullptr,
+           w.kernel_bf16);
       std::memset(saved.gates + (row * d.steps + valid) * width, 0,
                   (d.steps - valid) * width * sizeof(float));
       std::memset(saved.cells + (row * d.steps + valid) * units, 0,
@@ -581,8 +705,7 @@ std::string training_part(const Dims& d, const float* x, const float* h0,
     }
     std::vector<float> h_buffer(rows * units), z(rows * width);
     for (int64_t t = 0; t < d.steps && r.running[t]; ++t) {
-      running_products(r, t, units, h0, y, d.steps, w.recurrent_kernel,
-                       h_buffer.data(), z.data());
+      running_products(d, r, t, h0, y, d.steps, w, h_buffer.data(), z.data());
       for (int64_t i = 0; i < r.running[t]; ++i) {
         const int64_t row = r.order[i];
         const int64_t at = row * d.steps + t;
@@ -625,13 +748,44 @@ std::string backward_part(const Dims& d, const float* x, const float* h0,
     const int64_t units = d.units, width = 4 * d.units, rows = d.batch;
     const int64_t n = rows * d.steps;
     // The recurrent kernel transposed, for a plain product each step
-    // (measured faster than a transposed one).
-    std::vector<float> recurrent_t(width * units);
-    for (int64_t u = 0; u < units; ++u) {
+    // (measured faster than a transposed one); bfloat16 products read the
+    // rounded kernel transposed instead.
+    std::vector<float> recurrent_t(d.bf16 ? 0 : width * units);
+    for (int64_t u = 0; u < (d.bf16 ? 0 : units); ++u) {
       for (int64_t g = 0; g < width; ++g) {
         recurrent_t[g * units + u] = w.recurrent_kernel[u * width + g];
       }
     }
+    // dh = dgates R^T for `m` rows of dgates (leading dimension lda).
+    auto through_recurrence = [&](int64_t m, const float* dgates_rows, int64_t lda,
+                                  float* dh_rows) {
+      if (d.bf16) {
+        gemm(true, 'N', 'T', m, units, width, 1.0f, dgates_rows, lda,
+             w.recurrent_kernel, width, 0.0f, dh_rows, units, nullptr,
+             w.recurrent_kernel_bf16);
+      } else {
+        gemm(false, 'N', 'N', m, units, width, 1.0f, dgates_rows, lda,
+             recurrent_t.data(), units, 0.0f, dh_rows, units);
+      }
+    };
+    // With bfloat16 products, the weight work's factors rounded once, each
+    // read by several products: (rows, steps, ...) as in float32.
+    const bf16_t *x16 = nullptr, *y16 = nullptr, *dgates16 = nullptr;
+    auto round_for_weights = [&] {
+      if (!d.bf16) return;
+      bf16_t* to = kept_bf16(kGradients, n * width);
+      round_to_bf16(n, width, 1.0f, dgates, width, to, width);
+      dgates16 = to;
+      to = kept_bf16(kLayerInputs, n * (d.features + units));
+      round_to_bf16(n, d.features, 1.0f, x, d.features, to, d.features);
+      x16 = to;
+      round_to_bf16(n, units, 1.0f, y, units, to + n * d.features, units);
+      y16 = to + n * d.features;
+    };
+    // A factor rounded above, at `offset` elements, or null.
+    auto from16 = [](const bf16_t* base, int64_t offset) {
+      return base ? base + offset : nullptr;
+    };
     // dh: the gradient reaching each row's h through the recurrence; dc:
     // the gradient reaching its c.
     std::vector<float> dh(dh_last, dh_last + rows * units);
@@ -646,32 +800,33 @@ std::string backward_part(const Dims& d, const float* x, const float* h0,
     if (!has_padding(spans, rows, d.steps)) {
       for (int64_t t = d.steps - 1; t >= 0; --t) {
         for (int64_t row = 0; row < rows; ++row) step_backward(row, t);
-        gemm('N', 'N', rows, units, width, 1.0f, dgates + t * width,
-             d.steps * width, recurrent_t.data(), units, 0.0f, dh.data(), units);
+        through_recurrence(rows, dgates + t * width, d.steps * width, dh.data());
       }
       std::memcpy(dh0, dh.data(), rows * units * sizeof(float));
       std::memcpy(dc0, dc.data(), rows * units * sizeof(float));
+      round_for_weights();
       // The weight work: one product each over all rows and steps.
-      gemm('T', 'N', d.features, width, n, 1.0f, x, d.features, dgates, width,
-           0.0f, dkernel, width);
-      gemm('N', 'T', n, d.features, width, 1.0f, dgates, width, w.kernel, width,
-           0.0f, dx, d.features);
+      gemm(d.bf16, 'T', 'N', d.features, width, n, 1.0f, x, d.features, dgates,
+           width, 0.0f, dkernel, width, x16, dgates16);
+      gemm(d.bf16, 'N', 'T', n, d.features, width, 1.0f, dgates, width, w.kernel,
+           width, 0.0f, dx, d.features, dgates16, w.kernel_bf16);
       // The recurrent kernel's: sum over steps of h(t - 1)^T dgates(t). In
       // the flat (row, step) order, h(t - 1) is the output one place before,
       // except at each row's step 0, whose h is h0: one product over the
       // shifted outputs, less the pairs that straddle two rows, plus h0's.
       std::memset(drecurrent_kernel, 0, units * width * sizeof(float));
       if (n > 1) {
-        gemm('T', 'N', units, width, n - 1, 1.0f, y, units, dgates + width, width,
-             1.0f, drecurrent_kernel, width);
+        gemm(d.bf16, 'T', 'N', units, width, n - 1, 1.0f, y, units, dgates + width,
+             width, 1.0f, drecurrent_kernel, width, y16, from16(dgates16, width));
       }
       if (rows > 1) {
-        gemm('T', 'N', units, width, rows - 1, -1.0f, y + (d.steps - 1) * units,
-             d.steps * units, dgates + d.steps * width, d.steps * width, 1.0f,
-             drecurrent_kernel, width);
+        gemm(d.bf16, 'T', 'N', units, width, rows - 1, -1.0f,
+             y + (d.steps - 1) * units, d.steps * units, dgates + d.steps * width,
+             d.steps * width, 1.0f, drecurrent_kernel, width, nullptr,
+             from16(dgates16, d.steps * width));
       }
-      gemm('T', 'N', units, width, rows, 1.0f, h0, units, dgates, d.steps * width,
-           1.0f, drecurrent_kernel, width);
+      gemm(d.bf16, 'T', 'N', units, width, rows, 1.0f, h0, units, dgates,
+           d.steps * width, 1.0f, drecurrent_kernel, width, nullptr, dgates16);
       std::memset(dbias, 0, width * sizeof(float));
       for (int64_t at = 0; at < n; ++at) add_row(width, dgates + at * width, dbias);
       return "";
@@ -689,8 +844,7 @@ std::string backward_part(const Dims& d, const float* x, const float* h0,
         std::memcpy(dz.data() + i * width, dgates + (row * d.steps + t) * width,
                     width * sizeof(float));
       }
-      gemm('N', 'N', running, units, width, 1.0f, dz.data(), width,
-           recurrent_t.data(), units, 0.0f, dh_running.data(), units);
+      through_recurrence(running, dz.data(), width, dh_running.data());
       for (int64_t i = 0; i < running; ++i) {
         std::memcpy(dh.data() + r.order[i] * units, dh_running.data() + i * units,
                     units * sizeof(float));
@@ -698,6 +852,14 @@ std::string backward_part(const Dims& d, const float* x, const float* h0,
     }
     std::memcpy(dh0, dh.data(), rows * units * sizeof(float));
     std::memcpy(dc0, dc.data(), rows * units * sizeof(float));
+    // Steps past a row's length hold no gradient: zeros, so that what is
+    // rounded below is defined (they are never read).
+    for (int64_t row = 0; row < rows; ++row) {
+      const int64_t valid = r.length[row];
+      std::memset(dgates + (row * d.steps + valid) * width, 0,
+                  (d.steps - valid) * width * sizeof(float));
+    }
+    round_for_weights();
     // The weight work, one product per row over its valid steps; nothing
     // reaches the inputs past a row's length.
     std::memset(dkernel, 0, d.features * width * sizeof(float));
@@ -705,24 +867,27 @@ std::string backward_part(const Dims& d, const float* x, const float* h0,
     std::memset(dbias, 0, width * sizeof(float));
     for (int64_t row = 0; row < rows; ++row) {
       const int64_t valid = r.length[row], start = r.start[row];
-      const float* xr = x + (row * d.steps + start) * d.features;
-      const float* gr = dgates + row * d.steps * width;
+      const int64_t x_at = (row * d.steps + start) * d.features;
+      const int64_t g_at = row * d.steps * width;
+      const float* gr = dgates + g_at;
       float* dxr = dx + row * d.steps * d.features;
-      gemm('T', 'N', d.features, width, valid, 1.0f, xr, d.features, gr, width,
-           1.0f, dkernel, width);
+      gemm(d.bf16, 'T', 'N', d.features, width, valid, 1.0f, x + x_at, d.features,
+           gr, width, 1.0f, dkernel, width, from16(x16, x_at), from16(dgates16, g_at));
       std::memset(dxr, 0, d.steps * d.features * sizeof(float));
-      gemm('N', 'T', valid, d.features, width, 1.0f, gr, width, w.kernel, width,
-           0.0f, dxr + start * d.features, d.features);
+      gemm(d.bf16, 'N', 'T', valid, d.features, width, 1.0f, gr, width, w.kernel,
+           width, 0.0f, dxr + start * d.features, d.features, from16(dgates16, g_at),
+           w.kernel_bf16);
       if (valid > 1) {
-        gemm('T', 'N', units, width, valid - 1, 1.0f, y + row * d.steps * units,
-             units, gr + width, width, 1.0f, drecurrent_kernel, width);
+        gemm(d.bf16, 'T', 'N', units, width, valid - 1, 1.0f,
+             y + row * d.steps * units, units, gr + width, width, 1.0f,
+             drecurrent_kernel, width, from16(y16, row * d.steps * units),
+             from16(dgates16, g_at + width));
       }
-      if (valid == 0) std::memset(dgates + row * d.steps * width, 0, width * sizeof(float));
       for (int64_t t = 0; t < valid; ++t) add_row(width, gr + t * width, dbias);
     }
-    // h0's part, for the rows' first steps (an empty row's made zero above).
-    gemm('T', 'N', units, width, rows, 1.0f, h0, units, dgates, d.steps * width,
-         1.0f, drecurrent_kernel, width);
+    // h0's part, for the rows' first steps (an empty row's are zeros).
+    gemm(d.bf16, 'T', 'N', units, width, rows, 1.0f, h0, units, dgates,
+         d.steps * width, 1.0f, drecurrent_kernel, width, nullptr, dgates16);
     return "";
   } catch (const dnnl::error& e) {
     return e.what();
@@ -754,9 +919,10 @@ std::string ragged_inference_part(const Dims& d, const float* x,
       const int64_t steps = std::min(chunk, d.steps - start);
       for (int64_t row = 0; row < rows; ++row) {
         const int64_t valid = std::max<int64_t>(0, std::min(steps, r.length[row] - start));
-        gemm('N', 'N', valid, width, d.features, 1.0f,
+        gemm(d.bf16, 'N', 'N', valid, width, d.features, 1.0f,
              x + (row * d.steps + r.start[row] + start) * d.features, d.features,
-             w.kernel, width, 0.0f, zx + row * chunk * width, width);
+             w.kernel, width, 0.0f, zx + row * chunk * width, width, nullptr,
+             w.kernel_bf16);
       }
       for (int64_t t = start; t < start + steps && r.running[t]; ++t) {
         // h R for the running rows, from their carried h.
@@ -765,8 +931,9 @@ std::string ragged_inference_part(const Dims& d, const float* x,
           std::memcpy(h_buffer.data() + i * units, h_last + r.order[i] * units,
                       units * sizeof(float));
         }
-        gemm('N', 'N', running, width, units, 1.0f, h_buffer.data(), units,
-             w.recurrent_kernel, width, 0.0f, z.data(), width);
+        gemm(d.bf16, 'N', 'N', running, width, units, 1.0f, h_buffer.data(), units,
+             w.recurrent_kernel, width, 0.0f, z.data(), width, nullptr,
+             w.recurrent_kernel_bf16);
         for (int64_t i = 0; i < running; ++i) {
           const int64_t row = r.order[i];
           float* gates = z.data() + i * width;
@@ -887,7 +1054,7 @@ std::vector<Part> split_rows(int64_t batch, int threads) {
 }
 
 Dims rows_of(const Dims& d, const Part& part) {
-  return {part.count, d.steps, d.features, d.units};
+  return {part.count, d.steps, d.features, d.units, d.bf16};
 }
 
 // The training workspace: a header (how the rows were split), then each
@@ -921,7 +1088,34 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return text + (shape.size() == 1 ? ",)" : ")");
 }
 
+// `w` with its kernels rounded to bfloat16 where `d.bf16`, into `keep`.
+Weights with_bf16(const Dims& d, const Weights& w, std::vector<bf16_t> keep[2]) {
+  if (!d.bf16) return w;
+  Weights rounded = w;
+  keep[0] = rounded_copy(w.kernel, d.features, 4 * d.units);
+  keep[1] = rounded_copy(w.recurrent_kernel, d.units, 4 * d.units);
+  rounded.kernel_bf16 = keep[0].data();
+  rounded.recurrent_kernel_bf16 = keep[1].data();
+  return rounded;
+}
+
 }  // namespace
+
+bool bf16_products_supported() {
+  static const bool supported = [] {
+    try {
+      // oneDNN's reference matmul takes bfloat16 anywhere, slowly: only a
+      // kernel of its own (AMX, AVX512-BF16) counts.
+      memory::desc a({8, 8}, dt::bf16, memory::dims{8, 1});
+      memory::desc c({8, 8}, dt::f32, memory::dims{8, 1});
+      dnnl::matmul::primitive_desc pd(cpu_engine(), a, a, c);
+      return std::string(pd.impl_info_str()).rfind("ref", 0) != 0;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return supported;
+}
 
 void set_part_threads(PartThreads threads) { part_threads = threads; }
 
@@ -980,13 +1174,16 @@ std::string lstm_inference(const Dims& d, const float* x, const float* h0,
     // kernel row adds nothing to the gates.
     std::vector<float> zero_x(static_cast<size_t>(d.batch * d.steps), 0.0f);
     std::vector<float> zero_kernel(static_cast<size_t>(4 * d.units), 0.0f);
-    return lstm_inference({d.batch, d.steps, 1, d.units}, zero_x.data(), h0,
+    return lstm_inference({d.batch, d.steps, 1, d.units, d.bf16}, zero_x.data(), h0,
                           c0, {zero_kernel.data(), w.recurrent_kernel, w.bias},
                           spans, y, h_last, c_last, threads);
   }
-  // Rows with padding run fastlstm's own recurrence, which skips it; else
-  // oneDNN's inference primitive, which runs every step of every row.
-  const bool ragged = has_padding(spans, d.batch, d.steps);
+  // Rows with padding run fastlstm's own recurrence, which skips it, and so
+  // do bfloat16 products; else oneDNN's inference primitive, which runs
+  // every step of every row.
+  const bool ragged = d.bf16 || has_padding(spans, d.batch, d.steps);
+  std::vector<bf16_t> keep[2];
+  const Weights w16 = with_bf16(d, w, keep);
   std::vector<Part> parts = split_rows(d.batch, threads);
   return Workers::get().run(static_cast<int>(parts.size()), [&](int p) {
     const Part& part = parts[p];
@@ -998,7 +1195,7 @@ std::string lstm_inference(const Dims& d, const float* x, const float* h0,
     float* hp = h_last + part.first * d.units;
     float* cp = c_last + part.first * d.units;
     if (ragged) {
-      return ragged_inference_part(rows, xp, h0p, c0p, w,
+      return ragged_inference_part(rows, xp, h0p, c0p, w16,
                                    spans_from(spans, part.first), yp, hp, cp);
     }
     return inference_part(rows, xp, h0p, c0p, w, yp, hp, cp);
@@ -1046,12 +1243,14 @@ std::string lstm_training(const Dims& d, const float* x, const float* h0,
     }
     return "";
   }
+  std::vector<bf16_t> keep[2];
+  const Weights w16 = with_bf16(d, w, keep);
   return Workers::get().run(static_cast<int>(layout.parts.size()), [&](int p) {
     const Part& part = layout.parts[p];
     const Dims rows = rows_of(d, part);
     return training_part(
         rows, x + part.first * d.steps * d.features, h0 + part.first * d.units,
-        c0 + part.first * d.units, w, spans_from(spans, part.first),
+        c0 + part.first * d.units, w16, spans_from(spans, part.first),
         y + part.first * d.steps * d.units,
         h_last + part.first * d.units, c_last + part.first * d.units,
         saved_at(rows, base + layout.offsets[p]));
@@ -1097,6 +1296,8 @@ std::string lstm_backward(const Dims& d, const float* x, const float* h0,
   // same place in `scratch` (which may be the workspace itself).
   auto* base = static_cast<char*>(const_cast<void*>(workspace));
   auto* scratch_base = static_cast<char*>(scratch);
+  std::vector<bf16_t> keep[2];
+  const Weights w16 = with_bf16(d, w, keep);
   std::string error = Workers::get().run(parts, [&](int p) {
     const Part& part = layout.parts[p];
     const Dims rows = rows_of(d, part);
@@ -1107,7 +1308,7 @@ std::string lstm_backward(const Dims& d, const float* x, const float* h0,
     const int64_t at = part.first * d.steps;
     return backward_part(
         rows, x + at * d.features, h0 + part.first * d.units,
-        c0 + part.first * d.units, w, spans_from(spans, part.first),
+        c0 + part.first * d.units, w16, spans_from(spans, part.first),
         y + at * d.units,
         saved_at(rows, base + layout.offsets[p]), dy + at * d.units,
         dh_last + part.first * d.units, dc_last + part.first * d.units,

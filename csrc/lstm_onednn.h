@@ -43,7 +43,17 @@ struct Dims {
   int64_t steps;
   int64_t features;
   int64_t units;
+  // Matrix products in bfloat16: both factors rounded to bfloat16 (nearest
+  // even), their sums kept in float32 (oneDNN's matmul, on AMX or
+  // AVX512-BF16); the gates, states and everything else stay float32. Every
+  // pass then runs fastlstm's own recurrence. Only where
+  // bf16_products_supported().
+  bool bf16 = false;
 };
+
+// Whether this CPU makes bfloat16 products natively (oneDNN has a bfloat16
+// matmul here other than its slow reference one): AMX or AVX512-BF16.
+bool bf16_products_supported();
 
 // The rows' valid spans: row r runs x[r, starts[r] : starts[r] + lengths[r]]
 // as its steps 0, 1, ...; `starts` null means 0 for every row, `lengths`
@@ -57,6 +67,10 @@ struct Weights {
   const float* kernel;            // (features, 4 * units)
   const float* recurrent_kernel;  // (units, 4 * units)
   const float* bias;              // (4 * units,)
+  // With Dims::bf16, the kernels rounded to bfloat16, made once per call by
+  // the functions below (callers leave them null).
+  const uint16_t* kernel_bf16 = nullptr;
+  const uint16_t* recurrent_kernel_bf16 = nullptr;
 };
 
 // An empty string where the shapes of a call agree: x (batch, time,

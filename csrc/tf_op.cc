@@ -2,17 +2,23 @@
 // written against TensorFlow's C API for ops and kernels, which does not
 // depend on the C++ ABI TensorFlow was built with.
 //
-//   FastlstmLstmInference(x, h0, c0, kernel, recurrent_kernel, bias, lengths)
-//       -> (y, h, c)              attrs: sequences (bool), threads (int)
+//   FastlstmLstmInference(x, h0, c0, kernel, recurrent_kernel, bias, starts,
+//                         lengths) -> (y, h, c)
+//       attrs: sequences (bool), threads (int), bf16 (bool)
 //   FastlstmLstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths)
-//       -> (y, h, c, workspace)   attr: threads        (training forward)
+//       -> (y, h, c, workspace)   attrs: threads, bf16  (training forward)
 //   FastlstmLstmGrad(x, h0, c0, kernel, recurrent_kernel, bias, starts,
 //                    lengths, y, workspace, dy, dh, dc)
-//       -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias)   attr: threads
+//       -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias)
+//       attrs: threads, bf16
+//
+// `bf16` is Dims::bf16 (bfloat16 products); c_api.cc, linked in too, says
+// whether this CPU makes them.
 //
 // Every op takes the rows' spans, `starts` and `lengths` (lstm_onednn.h); the
-// inference op, with sequences=False, returns y with no steps. The gradients are registered in Python
-// (fastlstm/kernels/tensorflow.py), which owns shapes and messages.
+// inference op, with sequences=False, returns y with no steps. The gradients
+// are registered in Python (fastlstm/kernels/tensorflow.py), which owns
+// shapes and messages.
 
 #include <cstring>
 #include <string>
@@ -116,6 +122,7 @@ const float* data(TF_Tensor* t) { return static_cast<const float*>(TF_TensorData
 struct Attrs {
   bool sequences = true;
   int threads = 0;
+  bool bf16 = false;  // Dims::bf16
 };
 
 void* create(TF_OpKernelConstruction* ctx) {
@@ -129,6 +136,12 @@ void* create(TF_OpKernelConstruction* ctx) {
     TF_Bool sequences = 1;
     TF_OpKernelConstruction_GetAttrBool(ctx, "sequences", &sequences, status);
     attrs->sequences = sequences;
+  }
+  if (TF_GetCode(status) == TF_OK &&
+      TF_OpKernelConstruction_HasAttr(ctx, "bf16", status)) {
+    TF_Bool bf16 = 0;
+    TF_OpKernelConstruction_GetAttrBool(ctx, "bf16", &bf16, status);
+    attrs->bf16 = bf16;
   }
   if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
   TF_DeleteStatus(status);
@@ -146,8 +159,9 @@ std::string check_forward_shapes(TF_Tensor* const* in) {
                                 shape_of(in[4]), shape_of(in[5]));
 }
 
-fastlstm::Dims dims_of(TF_Tensor* x, TF_Tensor* recurrent_kernel) {
-  return {TF_Dim(x, 0), TF_Dim(x, 1), TF_Dim(x, 2), TF_Dim(recurrent_kernel, 0)};
+fastlstm::Dims dims_of(TF_Tensor* x, TF_Tensor* recurrent_kernel, const Attrs& attrs) {
+  return {TF_Dim(x, 0), TF_Dim(x, 1), TF_Dim(x, 2), TF_Dim(recurrent_kernel, 0),
+          attrs.bf16};
 }
 
 void inference(void* kernel_attrs, TF_OpKernelContext* ctx) {
@@ -158,7 +172,7 @@ void inference(void* kernel_attrs, TF_OpKernelContext* ctx) {
   if (!call.ok()) return call.finish("");
   std::string shapes = check_forward_shapes(in);
   if (!shapes.empty()) return call.invalid(shapes);
-  fastlstm::Dims d = dims_of(in[0], in[4]);
+  fastlstm::Dims d = dims_of(in[0], in[4], attrs);
   auto* y = static_cast<float*>(call.output(
       0, TF_FLOAT, {d.batch, attrs.sequences ? d.steps : 0, d.units}));
   auto* h = static_cast<float*>(call.output_like(1, in[1]));
@@ -179,7 +193,7 @@ void training(void* kernel_attrs, TF_OpKernelContext* ctx) {
   if (!call.ok()) return call.finish("");
   std::string shapes = check_forward_shapes(in);
   if (!shapes.empty()) return call.invalid(shapes);
-  fastlstm::Dims d = dims_of(in[0], in[4]);
+  fastlstm::Dims d = dims_of(in[0], in[4], attrs);
   size_t ws_bytes = 0;
   std::string error = fastlstm::workspace_bytes(d, attrs.threads, &ws_bytes);
   if (!error.empty()) return call.finish(error);
@@ -196,7 +210,8 @@ void training(void* kernel_attrs, TF_OpKernelContext* ctx) {
 }
 
 void backward(void* kernel_attrs, TF_OpKernelContext* ctx) {
-  (void)kernel_attrs;  // the rows are split as in the training pass
+  // The rows are split as in the training pass: `threads` is not read.
+  const Attrs& attrs = *static_cast<Attrs*>(kernel_attrs);
   Call call(ctx);
   TF_Tensor* in[13];
   for (int i = 0; i < 13; ++i) in[i] = call.input(i);
@@ -211,7 +226,7 @@ void backward(void* kernel_attrs, TF_OpKernelContext* ctx) {
   if (!call.ok()) return call.finish("");
   fastlstm::Weights w{data(in[3]), data(in[4]), data(in[5])};
   call.finish(fastlstm::lstm_backward(
-      dims_of(in[0], in[4]), data(in[0]), data(in[1]), data(in[2]), w,
+      dims_of(in[0], in[4], attrs), data(in[0]), data(in[1]), data(in[2]), w,
       spans_of(in, kForwardInputs), data(in[8]), TF_TensorData(in[9]),
       data(in[10]), data(in[11]), data(in[12]), out[0],
       out[1], out[2], out[3], out[4], out[5], scratch));
@@ -310,11 +325,12 @@ struct Registration {
     forward_inputs.push_back("lengths: int32");
     register_op("FastlstmLstmInference", forward_inputs,
                 {"y: float", "h: float", "c: float"},
-                {"sequences: bool = true", "threads: int = 0"}, inference_shapes,
+                {"sequences: bool = true", "threads: int = 0", "bf16: bool = false"},
+                inference_shapes,
                 inference);
     register_op("FastlstmLstm", forward_inputs,
                 {"y: float", "h: float", "c: float", "workspace: uint8"},
-                {"threads: int = 0"}, training_shapes, training);
+                {"threads: int = 0", "bf16: bool = false"}, training_shapes, training);
     std::vector<std::string> grad_inputs = forward_inputs;
     for (const char* s : {"y: float", "workspace: uint8", "dy: float",
                           "dh: float", "dc: float"}) {
@@ -323,7 +339,7 @@ struct Registration {
     register_op("FastlstmLstmGrad", grad_inputs,
                 {"dx: float", "dh0: float", "dc0: float", "dkernel: float",
                  "drecurrent_kernel: float", "dbias: float"},
-                {"threads: int = 0"}, backward_shapes, backward);
+                {"threads: int = 0", "bf16: bool = false"}, backward_shapes, backward);
   }
 };
 

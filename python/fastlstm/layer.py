@@ -262,6 +262,7 @@ class LSTM(keras.layers.LSTM):
             return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask,
             layout=_sequence.in_processing_order(plan.mask, self.go_backwards),
+            bf16_products=plan.bf16_products,
         )
         # The kernel the plan names, and no other.
         last, outputs, h, c = _kernels.run(plan, x, h0, c0, weights, mask, dropout, options)

@@ -44,6 +44,9 @@ class Plan:
         mask: the mask's layout ("none", "left-padded", "holes", ...).
         reasons: a tuple of `Requirement`s, for cudnn and native.
         why: one sentence on the choice.
+        bf16_products: the compiled kernel makes a bfloat16 call's matrix
+            products in bfloat16, with float32 sums (else everything of a
+            mixed-precision call is computed in float32).
     """
 
     kernel: str
@@ -52,6 +55,7 @@ class Plan:
     mask: str
     reasons: tuple
     why: str
+    bf16_products: bool = False
 
     def unmet(self, kernel):
         return [r for r in self.reasons if r.kernel == kernel and not r.holds]
@@ -75,12 +79,15 @@ class Plan:
     __repr__ = __str__
 
 
-def _dtype_requirement(dtype, computed_in):
+def _dtype_requirement(dtype, computed_in, bf16_products=False):
     """A fused kernel's dtype requirement: the dtypes it computes in, and
-    mixed precision's, which it computes in float32 where it lacks them."""
+    mixed precision's, which it computes in float32 where it lacks them
+    (bfloat16's matrix products in bfloat16 where `bf16_products`)."""
     accepted = tuple(computed_in) + tuple(d for d in HALF_DTYPES if d not in computed_in)
     found = dtype
-    if dtype in HALF_DTYPES and dtype not in computed_in:
+    if dtype == "bfloat16" and bf16_products:
+        found += ", matrix products in bfloat16 with float32 sums, the rest in float32"
+    elif dtype in HALF_DTYPES and dtype not in computed_in:
         found += ", computed in float32 inside"
     return f"the dtype is {_one_of(accepted)} (found {found})", dtype in accepted
 
@@ -183,6 +190,7 @@ def _decide(
         + (f" (found: traced by {caps.exporting})" if caps.exporting else ""),
         not caps.exporting,
     )
+    bf16_products = False
     rec_dropout_off = not (training and recurrent_dropout)
     gate_dropout_off = not (training and dropout and implementation == 1)
     shared = [
@@ -232,7 +240,7 @@ def _decide(
             + ("; a mask with holes falls back to loop" if mask == _sequence.RUNTIME else ""),
             no_holes,
         ),
-        _dtype_requirement(dtype, caps.native_dtypes),
+        _dtype_requirement(dtype, caps.native_dtypes, caps.native_bf16),
     ]
     if caps.native_min_batch > 1:
         native.append((
@@ -260,6 +268,9 @@ def _decide(
         if mask not in (_sequence.NO_MASK, _sequence.ALL_VALID):
             # Ragged compute (csrc/lstm_onednn.h): padding costs nothing.
             why += "; each row runs only its valid steps, read where they lie"
+        if dtype == "bfloat16" and caps.native_bf16:
+            bf16_products = True
+            why += "; bfloat16 matrix products (this CPU has AMX or AVX512-BF16)"
     elif unroll:
         kernel, why = "unrolled", "unroll=True asks for an unrolled recurrence"
     else:
@@ -268,4 +279,4 @@ def _decide(
             why = "use_cudnn=False and the compiled kernel does not apply"
         else:
             why = "no fused kernel applies: see the unmet requirements above"
-    return Plan(kernel, backend, device, mask, reasons, why)
+    return Plan(kernel, backend, device, mask, reasons, why, bf16_products)

@@ -77,6 +77,8 @@ def test_sequential_with_a_mask(capsys):
 
 
 def test_functional_with_nested_models_and_bidirectional():
+    # Layer names below are Keras's automatic ones, counted per session.
+    keras.backend.clear_session()
     encoder = keras.Sequential(
         [keras.Input((6, 3)), keras.layers.LSTM(4, return_sequences=True, name="enc")],
         name="encoder",

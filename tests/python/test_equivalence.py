@@ -178,7 +178,7 @@ def test_dropout_in_training_matches_keras_with_the_same_masks(rate_name):
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-@pytest.mark.parametrize("mask_kind", ["none", "left"])
+@pytest.mark.parametrize("mask_kind", ["none", "left", "right", "empty"])
 def test_mixed_precision_matches_keras(policy, mask_kind):
     layer, ref = pair(U, return_sequences=True, return_state=True, dtype=policy)
     x, states = inputs(12)
@@ -197,11 +197,18 @@ def test_mixed_precision_matches_keras(policy, mask_kind):
     assert_all_close(
         [o.astype("float32") for o in out], [o.astype("float32") for o in ref_out], atol=atol
     )
-    # Mixed precision keeps the fused kernel, which computes in float32.
+    # Mixed precision keeps the fused kernel, which computes in float32
+    # (bfloat16's products in bfloat16 where the CPU makes them).
     plan = fastlstm.plan(layer, x, mask=mask)
     assert plan.kernel == ("cudnn" if plan.device == "gpu" else "native"), str(plan)
     if plan.kernel == "native":
-        assert f"found {compute}, computed in float32 inside" in str(plan)
+        bf16_products = compute == "bfloat16" and kernels.get().capabilities().native_bf16
+        assert plan.bf16_products == bf16_products
+        inside = (
+            "matrix products in bfloat16 with float32 sums" if bf16_products
+            else "computed in float32 inside"
+        )
+        assert f"found {compute}, {inside}" in str(plan)
     # Gradients (of float32 variables): against a float32 LSTM's, to the
     # dtype's tolerance relative to their size. (Keras's loop, which
     # computes every step in the half dtype, strays further from them.)

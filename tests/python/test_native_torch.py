@@ -27,20 +27,23 @@ def _op_arguments(batch=5, steps=4, features=3, units=6, seed=0):
     )
 
 
+@pytest.mark.parametrize("bf16", [False, True])
 @pytest.mark.parametrize("name", ["lstm_inference", "lstm_training"])
-def test_custom_ops_pass_torch_library_opcheck(name):
+def test_custom_ops_pass_torch_library_opcheck(name, bf16):
     """opcheck: the fake implementations agree with the real ones, the
     schema is honest, and the autograd registration works (the training op,
-    whose gradient is the backward op)."""
+    whose gradient is the backward op); with bfloat16 products too."""
+    if bf16 and not fastlstm.kernels.get().capabilities().native_bf16:
+        pytest.skip("needs a CPU with AMX or AVX512-BF16")
     x, h0, c0, kernel, recurrent_kernel, bias = _op_arguments()
     if name == "lstm_inference":
         args = (x, h0, c0, kernel, recurrent_kernel, bias,
                 torch.tensor([0, 1, 3, 0, 1], dtype=torch.int32),
-                torch.tensor([4, 2, 1, 4, 3], dtype=torch.int32), True, 2)
+                torch.tensor([4, 2, 1, 4, 3], dtype=torch.int32), True, 2, bf16)
     else:
         args = tuple(t.requires_grad_(True) for t in (x, h0, c0, kernel, recurrent_kernel, bias)) + (
             torch.tensor([0, 1, 3, 0, 2], dtype=torch.int32),
-            torch.tensor([4, 2, 1, 4, 0], dtype=torch.int32), 2,
+            torch.tensor([4, 2, 1, 4, 0], dtype=torch.int32), 2, bf16,
         )
     torch.library.opcheck(OPS[name], args)
 
@@ -48,7 +51,8 @@ def test_custom_ops_pass_torch_library_opcheck(name):
 def test_training_op_gradients_match_autograd_through_the_loop():
     inputs = [t.requires_grad_(True) for t in _op_arguments(seed=1)]
     y, h, c, _ = OPS["lstm_training"](
-        *inputs, torch.zeros(5, dtype=torch.int32), torch.full((5,), 4, dtype=torch.int32), 2
+        *inputs, torch.zeros(5, dtype=torch.int32), torch.full((5,), 4, dtype=torch.int32), 2,
+        False,
     )
     loss = (y * y.cos()).sum() + h.sum() + (c * 0.5).sum()
     got = torch.autograd.grad(loss, inputs)
@@ -195,7 +199,7 @@ def test_unused_outputs_get_no_zero_gradients_written():
     inputs = [t.requires_grad_(True) for t in _op_arguments(seed=3)]
     _, h, _, workspace = OPS["lstm_training"](
         *inputs, torch.zeros(5, dtype=torch.int32),
-        torch.tensor([4, 3, 2, 1, 0], dtype=torch.int32), 1,
+        torch.tensor([4, 3, 2, 1, 0], dtype=torch.int32), 1, False,
     )
     assert not workspace.requires_grad
     with torch.profiler.profile(record_shapes=True) as prof:

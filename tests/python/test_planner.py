@@ -87,6 +87,20 @@ def test_mixed_precision_keeps_the_fused_kernels_computing_in_float32_where_need
     assert cudnn == [f"the dtype is float16, float32, float64 or bfloat16 (found {dtype}{inside})"]
 
 
+def test_bfloat16_takes_bf16_products_where_the_cpu_makes_them():
+    plan = decide(dtype="bfloat16", native_bf16=True)
+    assert plan.kernel == "native" and plan.bf16_products
+    native = [r.text for r in plan.reasons if r.kernel == "native" and "dtype" in r.text]
+    assert native == [
+        "the dtype is float32, float16 or bfloat16 (found bfloat16, matrix products in "
+        "bfloat16 with float32 sums, the rest in float32)"
+    ]
+    assert "bfloat16 matrix products" in plan.why
+    # float16 and float32 calls, and the loop, never do.
+    for changes in (dict(dtype="float16"), dict(dtype="float32"), dict(mask=seq.HOLES)):
+        assert not decide(native_bf16=True, **dict(dict(dtype="bfloat16"), **changes)).bf16_products
+
+
 def test_native_with_a_mask_with_holes_needs_the_loop():
     plan = decide(mask=seq.HOLES)
     assert plan.kernel == "loop"

@@ -50,7 +50,9 @@ FUSED = ("cudnn", "native")
 # Mixed precision's compute dtypes: a fused kernel that does not compute in
 # one of them computes it in float32 inside and returns the dtype it was
 # given (`kernels._fused`), so a mixed_float16 or mixed_bfloat16 policy keeps
-# the fused kernels.
+# the fused kernels. The compiled kernel makes a bfloat16 call's matrix
+# products in bfloat16 (float32 sums) where the CPU does so natively
+# (`Capabilities.native_bf16`).
 HALF_DTYPES = ("float16", "bfloat16")
 # The dtypes cuDNN computes in, on every backend.
 CUDNN_DTYPES = ("float16", "float32", "float64")
@@ -85,6 +87,8 @@ class Options(typing.NamedTuple):
     zero_output_for_mask: bool
     # The mask's layout in processing order (`fastlstm._sequence` names).
     layout: str
+    # The compiled kernel's matrix products in bfloat16 (`Plan.bf16_products`).
+    bf16_products: bool = False
 
 
 class Result(typing.NamedTuple):
@@ -124,6 +128,10 @@ class Capabilities:
             context; `native_why` says why not.
         native_dtypes: the compute dtypes the compiled kernel computes in;
             it takes `HALF_DTYPES` too, computed in float32.
+        native_bf16: whether the compiled kernel makes bfloat16 calls'
+            matrix products in bfloat16, with float32 sums (the CPU has AMX
+            or AVX512-BF16; FASTLSTM_DISABLE_BF16=1 turns it off); the rest
+            of such a call is computed in float32.
         native_min_batch: the fewest rows for which the compiled kernel is
             faster than the backend's loop (1 where it always is).
         cudnn_dtypes: the compute dtypes cuDNN computes in; it takes
@@ -140,6 +148,7 @@ class Capabilities:
     native: bool
     native_why: str
     native_dtypes: tuple
+    native_bf16: bool = False
     native_min_batch: int = 1
     cudnn_dtypes: tuple = CUDNN_DTYPES
     exporting: str = ""

@@ -189,21 +189,21 @@ class CError:
 _I64, _I32, _PTR, _SIZE = ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p, ctypes.c_size_t
 _DIMS = [_I64] * 4
 _ERROR = [ctypes.c_char_p, _SIZE]
-# csrc/c_api.cc's functions: (dims, then pointers, then threads) and the
-# error buffer; each returns an int64.
+# csrc/c_api.cc's functions: (dims, [bf16,] then pointers, then threads) and
+# the error buffer; each returns an int64.
 _C_API = {
     "fastlstm_workspace_bytes": _DIMS + [_I32] + _ERROR,
     "fastlstm_inference_chunk_steps": _DIMS + [_I32] + _ERROR,
-    # x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, h, c;
-    # threads
-    "fastlstm_lstm_inference": _DIMS + [_PTR] * 11 + [_I32] + _ERROR,
-    # x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, h, c,
-    # workspace; threads
-    "fastlstm_lstm_training": _DIMS + [_PTR] * 12 + [_I32] + _ERROR,
-    # x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y,
+    # bf16; x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, h,
+    # c; threads
+    "fastlstm_lstm_inference": _DIMS + [_I32] + [_PTR] * 11 + [_I32] + _ERROR,
+    # bf16; x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, h,
+    # c, workspace; threads
+    "fastlstm_lstm_training": _DIMS + [_I32] + [_PTR] * 12 + [_I32] + _ERROR,
+    # bf16; x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y,
     # workspace, dy, dh, dc, dx, dh0, dc0, dkernel, drecurrent_kernel, dbias,
     # scratch
-    "fastlstm_lstm_backward": _DIMS + [_PTR] * 20 + _ERROR,
+    "fastlstm_lstm_backward": _DIMS + [_I32] + [_PTR] * 20 + _ERROR,
 }
 
 
@@ -214,7 +214,37 @@ def declare_c_api(library):
         function = getattr(library, name)
         function.argtypes = argtypes
         function.restype = _I64
+    library.fastlstm_bf16_products_supported.argtypes = []
+    library.fastlstm_bf16_products_supported.restype = _I32
     return library
+
+
+BF16_ENV = "FASTLSTM_DISABLE_BF16"
+# binding -> whether its CPU makes bfloat16 products natively.
+_BF16 = {}
+
+
+def bf16_products(binding, backend):
+    """Whether the compiled kernel makes its matrix products in bfloat16
+    (float32 sums) for bfloat16 calls: the loaded binding's CPU has AMX or
+    AVX512-BF16 (csrc: bf16_products_supported()), and
+    FASTLSTM_DISABLE_BF16=1 (read at every call) is not set. False where
+    the binding has not loaded (ask after `status()`: a TensorFlow op
+    library must be loaded by TensorFlow first)."""
+    if os.environ.get(BF16_ENV) == "1":
+        return False
+    loaded = _LOADED.get((binding, backend))
+    if loaded is None or isinstance(loaded, Unavailable):
+        return False
+    if binding not in _BF16:
+        try:
+            # The loaded file again, by ctypes (TensorFlow loads its binding
+            # its own way): every binding links csrc/c_api.cc.
+            library = declare_c_api(ctypes.CDLL(str(_binding_file(binding, backend))))
+            _BF16[binding] = bool(library.fastlstm_bf16_products_supported())
+        except (Unavailable, OSError, AttributeError):
+            _BF16[binding] = False
+    return _BF16[binding]
 
 
 def workspace_bytes(library, batch, steps, features, units, threads):

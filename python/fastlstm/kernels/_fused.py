@@ -15,7 +15,7 @@ from keras import ops
 from fastlstm import _sequence
 
 
-def fused_kernel(fused, dtypes, reads_spans):
+def fused_kernel(fused, dtypes, reads_spans, bf16_products=None):
     """The `Kernel` that runs `fused` on the rows' valid spans.
 
     `fused(x, h0, c0, weights, starts, lengths, need_outputs)` returns
@@ -28,23 +28,30 @@ def fused_kernel(fused, dtypes, reads_spans):
 
     `dtypes` are those `fused` computes in; calls in another (mixed
     precision's float16 or bfloat16: the planner sends no other) compute in
-    float32 inside and return their own dtype. The planner sends no
-    per-gate input dropout and no recurrent dropout here.
+    float32 inside and return their own dtype. `bf16_products`, where
+    given, is `fused` making its matrix products in bfloat16: it runs the
+    bfloat16 calls whose options ask for it (`Options.bf16_products`). The
+    planner sends no per-gate input dropout and no recurrent dropout here.
     """
 
     def kernel(x, h0, c0, weights, mask, dropout, options):
         dtype = backend.standardize_dtype(x.dtype)
         if dtype in dtypes:
-            return run(x, h0, c0, weights, mask, dropout, options)
+            return run(fused, x, h0, c0, weights, mask, dropout, options)
+        lstm = fused
+        if options.bf16_products and dtype == "bfloat16":
+            if bf16_products is None:
+                raise ValueError(f"{kernel.__name__} makes no bfloat16 products")
+            lstm = bf16_products
         as_float32 = lambda t: None if t is None else ops.cast(t, "float32")
         result = run(
-            as_float32(x), as_float32(h0), as_float32(c0),
+            lstm, as_float32(x), as_float32(h0), as_float32(c0),
             type(weights)(*map(as_float32, weights)), mask,
             type(dropout)(as_float32(dropout.inputs), None), options,
         )
         return tuple(None if t is None else ops.cast(t, dtype) for t in result)
 
-    def run(x, h0, c0, weights, mask, dropout, options):
+    def run(fused, x, h0, c0, weights, mask, dropout, options):
         x, _ = _sequence.drop_inputs(x, dropout.inputs)
         if x.shape[-1] == 0:
             # No features: one zero feature with a zero kernel row adds

@@ -23,7 +23,8 @@ from fastlstm.kernels import kernel_table
 # ---------------------------------------------------------------------------
 
 # The compiled kernel computes in float32 (mixed precision's float16 and
-# bfloat16 too, cast around it: see kernels._fused).
+# bfloat16 too, cast around it: see kernels._fused; a bfloat16 call's
+# matrix products in bfloat16 where the CPU makes them natively).
 _NATIVE_DTYPES = ("float32",)
 
 _BINDING = "_onednn_jax"
@@ -42,6 +43,7 @@ def capabilities():
         native=native,
         native_why=why,
         native_dtypes=_NATIVE_DTYPES,
+        native_bf16=native and _compiled.bf16_products(_BINDING, "jax"),
         native_min_batch=_NATIVE_MIN_BATCH,
         # jax.export and jax2tf leave no mark: fastlstm.exporting() says so.
         exporting=export.current(),
@@ -255,12 +257,12 @@ def _register_targets():
     return library
 
 
-def _call(target, results, *args, input_output_aliases=None):
+def _call(target, results, *args, bf16, input_output_aliases=None):
     _register_targets()
     return jax.ffi.ffi_call(
         target, results, vmap_method="sequential",
         input_output_aliases=input_output_aliases,
-    )(*args, threads=np.int64(_threads()))
+    )(*args, threads=np.int64(_threads()), bf16=np.int64(bool(bf16)))
 
 
 def _state_specs(x, h0, steps=None):
@@ -273,7 +275,7 @@ def _state_specs(x, h0, steps=None):
     )
 
 
-def _training(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths):
+def _training(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, bf16):
     batch, steps, features = x.shape
     size = _compiled.workspace_bytes(
         _register_targets(), batch, steps, features, h0.shape[-1], _threads()
@@ -281,29 +283,31 @@ def _training(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths):
     workspace = jax.ShapeDtypeStruct((size,), jnp.uint8)
     return _call(
         "fastlstm_onednn_training", _state_specs(x, h0) + (workspace,),
-        x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths,
+        x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, bf16=bf16,
     )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(8,))
-def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9))
+def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs,
+                 bf16):
     # Not differentiated: the inference pass, which saves nothing for a
     # gradient and writes outputs only where they are needed.
     y, h, c = _call(
         "fastlstm_onednn_inference",
         _state_specs(x, h0, x.shape[1] if need_outputs else 0),
-        x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths,
+        x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, bf16=bf16,
     )
     return (y if need_outputs else None), h, c
 
 
-def _onednn_lstm_fwd(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs):
-    y, h, c, ws = _training(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths)
+def _onednn_lstm_fwd(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs,
+                     bf16):
+    y, h, c, ws = _training(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, bf16)
     outputs = ((y if need_outputs else None), h, c)
     return outputs, (x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, ws)
 
 
-def _onednn_lstm_bwd(need_outputs, residuals, cotangents):
+def _onednn_lstm_bwd(need_outputs, bf16, residuals, cotangents):
     *inputs, starts, lengths, y, ws = residuals
     dy, dh, dc = cotangents
     dy = jnp.zeros_like(y) if dy is None or not need_outputs else dy
@@ -314,7 +318,7 @@ def _onednn_lstm_bwd(need_outputs, residuals, cotangents):
     # intermediate gradients (XLA copies it first where it is read again).
     *grads, _ = _call(
         "fastlstm_onednn_backward", specs + (jax.ShapeDtypeStruct(ws.shape, ws.dtype),),
-        *inputs, starts, lengths, y, ws, dy, dh, dc, input_output_aliases={9: 6},
+        *inputs, starts, lengths, y, ws, dy, dh, dc, bf16=bf16, input_output_aliases={9: 6},
     )
     return tuple(grads) + (None, None)
 
@@ -323,13 +327,13 @@ _onednn_lstm.defvjp(_onednn_lstm_fwd, _onednn_lstm_bwd)
 _onednn_fused = _onednn.fused(_onednn_lstm)
 
 
-def _native_lstm(x, h0, c0, weights, starts, lengths, need_outputs):
+def _native_lstm(x, h0, c0, weights, starts, lengths, need_outputs, bf16=False):
     """The compiled kernel on the rows' spans, each device's rows on that
     device under keras's DataParallel."""
 
     def run(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths):
         return _onednn_fused(
-            x, h0, c0, (kernel, recurrent_kernel, bias), starts, lengths, need_outputs
+            x, h0, c0, (kernel, recurrent_kernel, bias), starts, lengths, need_outputs, bf16
         )
 
     return _per_device_rows(
@@ -377,6 +381,6 @@ def _per_device_rows(run, args, outputs):
     )(*(a for a in args if a is not None))
 
 
-native = _fused.fused_kernel(_native_lstm, _NATIVE_DTYPES, reads_spans=True)
+native = _onednn.native_kernel(_native_lstm, _NATIVE_DTYPES)
 
 KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)

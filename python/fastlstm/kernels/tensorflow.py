@@ -22,7 +22,8 @@ from fastlstm.kernels import kernel_table
 # ---------------------------------------------------------------------------
 
 # The compiled kernel computes in float32 (mixed precision's float16 and
-# bfloat16 too, cast around it: see kernels._fused).
+# bfloat16 too, cast around it: see kernels._fused; a bfloat16 call's
+# matrix products in bfloat16 where the CPU makes them natively).
 _NATIVE_DTYPES = ("float32",)
 
 _BINDING = "_onednn_tf"
@@ -44,6 +45,7 @@ def capabilities():
         native=native,
         native_why=why,
         native_dtypes=_NATIVE_DTYPES,
+        native_bf16=native and _compiled.bf16_products(_BINDING, "tensorflow"),
         # TensorFlow's loop is slower than the compiled kernel at every batch
         # size measured.
         native_min_batch=1,
@@ -345,7 +347,7 @@ def _ops():
     return _compiled.load(_BINDING, "tensorflow", tf.load_op_library)
 
 
-def _backward(inputs, raw, dy, dh, dc):
+def _backward(inputs, raw, dy, dh, dc, bf16):
     """The backward op, from the forward inputs (starts and lengths last)
     and the training op's results; None gradients count as zeros."""
     y, h, c, workspace = raw
@@ -353,7 +355,7 @@ def _backward(inputs, raw, dy, dh, dc):
     dh = tf.zeros_like(h) if dh is None else dh
     dc = tf.zeros_like(c) if dc is None else dc
     grads = _ops().fastlstm_lstm_grad(
-        *inputs, y, workspace, dy, dh, dc, threads=_threads()
+        *inputs, y, workspace, dy, dh, dc, threads=_threads(), bf16=bf16
     )
     return list(grads) + [None, None]  # none for the starts and lengths
 
@@ -363,25 +365,28 @@ def _register_gradients():
     # Once per process: TensorFlow refuses a second registration.
     @tf.RegisterGradient("FastlstmLstm")
     def _training_grad(op, dy, dh, dc, _):
-        return _backward(list(op.inputs), list(op.outputs), dy, dh, dc)
+        return _backward(
+            list(op.inputs), list(op.outputs), dy, dh, dc, op.get_attr("bf16")
+        )
 
     @tf.RegisterGradient("FastlstmLstmInference")
     def _inference_grad(op, dy, dh, dc):
         # The inference op saved nothing: the training op runs again.
-        inputs = list(op.inputs)
-        raw = list(_ops().fastlstm_lstm(*inputs, threads=_threads()))
+        inputs, bf16 = list(op.inputs), op.get_attr("bf16")
+        raw = list(_ops().fastlstm_lstm(*inputs, threads=_threads(), bf16=bf16))
         if not op.get_attr("sequences"):
             dy = None  # no outputs were returned, so none were used
-        return _backward(inputs, raw, dy, dh, dc)
+        return _backward(inputs, raw, dy, dh, dc, bf16)
 
 
-def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs):
+def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs,
+                 bf16):
     inputs = [x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths]
     if _tf_graph.recording(inputs[:6]):
-        y, h, c, _ = _ops().fastlstm_lstm(*inputs, threads=_threads())
+        y, h, c, _ = _ops().fastlstm_lstm(*inputs, threads=_threads(), bf16=bf16)
         return (y if need_outputs else None), h, c
     y, h, c = _ops().fastlstm_lstm_inference(
-        *inputs, sequences=need_outputs, threads=_threads()
+        *inputs, sequences=need_outputs, threads=_threads(), bf16=bf16
     )
     if not need_outputs:
         return None, h, c
@@ -389,6 +394,6 @@ def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, nee
     return y, h, c
 
 
-native = _fused.fused_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES, reads_spans=True)
+native = _onednn.native_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES)
 
 KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)

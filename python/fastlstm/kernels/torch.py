@@ -24,7 +24,8 @@ from fastlstm.kernels import kernel_table
 # ---------------------------------------------------------------------------
 
 # The compiled kernel computes in float32 (mixed precision's float16 and
-# bfloat16 too, cast around it: see kernels._fused).
+# bfloat16 too, cast around it: see kernels._fused; a bfloat16 call's
+# matrix products in bfloat16 where the CPU makes them natively).
 _NATIVE_DTYPES = ("float32",)
 
 _BINDING = "_onednn_torch"
@@ -38,6 +39,7 @@ def capabilities():
         native=native,
         native_why=why,
         native_dtypes=_NATIVE_DTYPES,
+        native_bf16=native and _compiled.bf16_products(_BINDING, "torch"),
         # The custom op is faster than a Python loop at every batch size.
         native_min_batch=1,
         exporting=_exporting(),
@@ -284,7 +286,7 @@ def _checked(tensors):
 def _inference_op(
     x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
     recurrent_kernel: torch.Tensor, bias: torch.Tensor, starts: torch.Tensor,
-    lengths: torch.Tensor, need_outputs: bool, threads: int,
+    lengths: torch.Tensor, need_outputs: bool, threads: int, bf16: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     inputs = _checked([x, h0, c0, kernel, recurrent_kernel, bias])
     spans = _spans(starts, lengths)
@@ -294,7 +296,7 @@ def _inference_op(
     error = _compiled.CError()
     error.check(
         _library().fastlstm_lstm_inference(
-            *_dims(x, recurrent_kernel), *map(_pointer, inputs + spans),
+            *_dims(x, recurrent_kernel), bf16, *map(_pointer, inputs + spans),
             _pointer(y) if need_outputs else None, _pointer(h), _pointer(c), threads,
             error.buffer, error.size,
         ),
@@ -305,7 +307,7 @@ def _inference_op(
 
 @_inference_op.register_fake
 def _inference_fake(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs,
-                    threads):
+                    threads, bf16):
     batch, steps, _, units = _dims(x, recurrent_kernel)
     return (
         x.new_empty((batch, steps if need_outputs else 0, units)),
@@ -318,7 +320,7 @@ def _inference_fake(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, 
 def _training_op(
     x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
     recurrent_kernel: torch.Tensor, bias: torch.Tensor, starts: torch.Tensor,
-    lengths: torch.Tensor, threads: int,
+    lengths: torch.Tensor, threads: int, bf16: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     inputs = _checked([x, h0, c0, kernel, recurrent_kernel, bias])
     spans = _spans(starts, lengths)
@@ -332,7 +334,7 @@ def _training_op(
     error = _compiled.CError()
     error.check(
         library.fastlstm_lstm_training(
-            *dims, *map(_pointer, inputs + spans), _pointer(y),
+            *dims, bf16, *map(_pointer, inputs + spans), _pointer(y),
             _pointer(h), _pointer(c),
             _pointer(workspace), threads, error.buffer, error.size,
         ),
@@ -342,7 +344,7 @@ def _training_op(
 
 
 @_training_op.register_fake
-def _training_fake(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, threads):
+def _training_fake(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, threads, bf16):
     dims = _dims(x, recurrent_kernel)
     if all(isinstance(d, int) for d in dims):
         size = _compiled.workspace_bytes(_library(), *dims, threads)
@@ -361,7 +363,7 @@ def _backward_op(
     x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
     recurrent_kernel: torch.Tensor, bias: torch.Tensor, starts: torch.Tensor,
     lengths: torch.Tensor, y: torch.Tensor, workspace: torch.Tensor,
-    dy: torch.Tensor, dh: torch.Tensor, dc: torch.Tensor,
+    dy: torch.Tensor, dh: torch.Tensor, dc: torch.Tensor, bf16: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     inputs = _checked([x, h0, c0, kernel, recurrent_kernel, bias])
     spans = _spans(starts, lengths)
@@ -373,7 +375,7 @@ def _backward_op(
     error = _compiled.CError()
     error.check(
         _library().fastlstm_lstm_backward(
-            *_dims(x, recurrent_kernel), *map(_pointer, inputs + spans),
+            *_dims(x, recurrent_kernel), bf16, *map(_pointer, inputs + spans),
             _pointer(y), _pointer(workspace), _pointer(dy), _pointer(dh), _pointer(dc),
             *map(_pointer, grads), _pointer(scratch), error.buffer, error.size,
         ),
@@ -384,13 +386,14 @@ def _backward_op(
 
 @_backward_op.register_fake
 def _backward_fake(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, workspace, dy,
-                   dh, dc):
+                   dh, dc, bf16):
     return tuple(torch.empty_like(t) for t in (x, h0, c0, kernel, recurrent_kernel, bias))
 
 
 def _training_setup(ctx, inputs, output):
-    x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, _ = inputs
+    x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, _, bf16 = inputs
     y, _, _, workspace = output
+    ctx.bf16 = bf16
     ctx.save_for_backward(
         x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, y, workspace
     )
@@ -405,23 +408,24 @@ def _training_backward(ctx, dy, dh, dc, _):
     y = saved[8]
     zero = lambda d, like: torch.zeros_like(like) if d is None else d
     grads = _backward_op(
-        *saved, zero(dy, y), zero(dh, saved[1]), zero(dc, saved[2])
+        *saved, zero(dy, y), zero(dh, saved[1]), zero(dc, saved[2]), ctx.bf16
     )
-    return (*grads, None, None, None)  # none for the starts, lengths, threads
+    return (*grads, None, None, None, None)  # none for the starts, lengths, threads, bf16
 
 
 _training_op.register_autograd(_training_backward, setup_context=_training_setup)
 
 
-def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs):
+def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, need_outputs,
+                 bf16):
     inputs = (x, h0, c0, kernel, recurrent_kernel, bias)
     if _recording(*inputs):
-        y, h, c, _ = _training_op(*inputs, starts, lengths, _threads())
+        y, h, c, _ = _training_op(*inputs, starts, lengths, _threads(), bf16)
     else:
-        y, h, c = _inference_op(*inputs, starts, lengths, need_outputs, _threads())
+        y, h, c = _inference_op(*inputs, starts, lengths, need_outputs, _threads(), bf16)
     return (y if need_outputs else None), h, c
 
 
-native = _fused.fused_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES, reads_spans=True)
+native = _onednn.native_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES)
 
 KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)
