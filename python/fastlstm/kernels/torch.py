@@ -32,7 +32,7 @@ _BINDING = "_onednn_torch"
 
 
 def capabilities():
-    native, why = _compiled.status(_BINDING, "torch")
+    native, why = _compiled.status(_BINDING, "torch", _open)
     return Capabilities(
         backend="torch",
         device=_device(),
@@ -78,7 +78,7 @@ def setup():
     # and outputs would cost a page fault per page on every step.
     _compiled.keep_large_buffers()
     # Loaded now, not first while torch.compile traces a call.
-    if _compiled.status(_BINDING, "torch")[0]:
+    if _compiled.status(_BINDING, "torch", _open)[0]:
         # The kernel's blocks of rows run on PyTorch's intra-op threads (the
         # caller's OpenMP team): after each of PyTorch's parallel ops those
         # threads spin a while, and threads of the kernel's own would share
@@ -253,8 +253,14 @@ cudnn = _fused.fused_kernel(_cudnn_lstm, CUDNN_DTYPES, reads_spans=False)
 # torch.compile and torch.export the results' shapes without running it.
 
 
+def _open(path):
+    # Argument types declared once, at load: every op call asks for the
+    # library.
+    return _compiled.declare_c_api(ctypes.CDLL(path))
+
+
 def _library():
-    return _compiled.declare_c_api(_compiled.load(_BINDING, "torch"))
+    return _compiled.load(_BINDING, "torch", _open)
 
 
 def _pointer(t):
