@@ -10,7 +10,6 @@ import fastlstm
 from fastlstm import kernels
 from helpers import (
     ATOL,
-    BACKEND,
     assert_all_close,
     build_pair,
     forward,
@@ -18,7 +17,6 @@ from helpers import (
     instrument_kernels,
     make_mask,
     pair,
-    to_numpy,
 )
 
 B, T, F, U = 8, 7, 3, 5

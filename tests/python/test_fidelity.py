@@ -8,7 +8,6 @@ Regression tests for issue 11 (reproductions 1 and 2, the lenient inputs of
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 import fastlstm
 from helpers import (

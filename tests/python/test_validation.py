@@ -7,7 +7,6 @@ import pytest
 from keras import ops
 
 import fastlstm
-from helpers import BACKEND
 
 
 @pytest.mark.parametrize(
