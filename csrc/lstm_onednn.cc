@@ -387,12 +387,17 @@ inline float tanh_approx(float x) {
 }
 
 // One row at one step, forward: `z` holds the step's products (bias not
-// yet added) and receives the activated gates i, f, g, o; `c` and `h` the
-// new states.
+// yet added; plus `zx`, the input products, where given) and receives the
+// activated gates i, f, g, o; `c` and `h` the new states. `c` may be
+// `c_prev` itself: each element is read before it is written.
 FASTLSTM_VECTOR_CLONES
-void cell_forward(int64_t units, float* __restrict z, const float* __restrict bias,
-                  const float* __restrict c_prev, float* __restrict c,
+void cell_forward(int64_t units, float* __restrict z, const float* __restrict zx,
+                  const float* __restrict bias, const float* c_prev, float* c,
                   float* __restrict h) {
+  if (zx) {
+#pragma omp simd
+    for (int64_t g = 0; g < 4 * units; ++g) z[g] += zx[g];
+  }
 #pragma omp simd
   for (int64_t u = 0; u < units; ++u) {
     float i = sigmoid(z[u] + bias[u]);
@@ -677,7 +682,7 @@ std::string training_part(const Dims& d, const float* x, const float* h0,
         for (int64_t row = 0; row < rows; ++row) {
           const int64_t at = row * d.steps + t;
           const float* c_prev = t ? saved.cells + (at - 1) * units : c0 + row * units;
-          cell_forward(units, saved.gates + at * width, w.bias, c_prev,
+          cell_forward(units, saved.gates + at * width, nullptr, w.bias, c_prev,
                        saved.cells + at * units, y + at * units);
         }
       }
@@ -712,7 +717,7 @@ std::string training_part(const Dims& d, const float* x, const float* h0,
         const float* c_prev = t ? saved.cells + (at - 1) * units : c0 + row * units;
         float* gates = saved.gates + at * width;
         add_row(width, z.data() + i * width, gates);
-        cell_forward(units, gates, w.bias, c_prev, saved.cells + at * units,
+        cell_forward(units, gates, nullptr, w.bias, c_prev, saved.cells + at * units,
                      y + at * units);
       }
     }
@@ -911,10 +916,18 @@ std::string ragged_inference_part(const Dims& d, const float* x,
         1, std::min<int64_t>(d.steps, static_cast<int64_t>(kChunkScratch) / per_step));
     Buffer inputs(Buffer::kScratch, rows * chunk * width * sizeof(float));
     float* zx = static_cast<float*>(inputs.data());
-    // Each row's state, carried from step to step (h_last, c_last).
+    // The rows' states in running order (longest first), so that the rows
+    // running at a step are the first ones: h in two buffers, the one read
+    // and the one written, c updated in place. A row's final states go to
+    // h_last and c_last at its last step (an empty row's are h0 and c0).
     std::memcpy(h_last, h0, rows * units * sizeof(float));
     std::memcpy(c_last, c0, rows * units * sizeof(float));
-    std::vector<float> h_buffer(rows * units), z(rows * width), c_new(units);
+    std::vector<float> h_read(rows * units), h_written(rows * units), c(rows * units);
+    for (int64_t i = 0; i < rows; ++i) {
+      std::memcpy(h_read.data() + i * units, h0 + r.order[i] * units, units * sizeof(float));
+      std::memcpy(c.data() + i * units, c0 + r.order[i] * units, units * sizeof(float));
+    }
+    std::vector<float> z(rows * width);
     for (int64_t start = 0; start < d.steps && r.running[start]; start += chunk) {
       const int64_t steps = std::min(chunk, d.steps - start);
       for (int64_t row = 0; row < rows; ++row) {
@@ -925,25 +938,25 @@ std::string ragged_inference_part(const Dims& d, const float* x,
              w.kernel_bf16);
       }
       for (int64_t t = start; t < start + steps && r.running[t]; ++t) {
-        // h R for the running rows, from their carried h.
+        // h R for the running rows, from their h in running order.
         const int64_t running = r.running[t];
-        for (int64_t i = 0; i < running; ++i) {
-          std::memcpy(h_buffer.data() + i * units, h_last + r.order[i] * units,
-                      units * sizeof(float));
-        }
-        gemm(d.bf16, 'N', 'N', running, width, units, 1.0f, h_buffer.data(), units,
+        gemm(d.bf16, 'N', 'N', running, width, units, 1.0f, h_read.data(), units,
              w.recurrent_kernel, width, 0.0f, z.data(), width, nullptr,
              w.recurrent_kernel_bf16);
+        const int64_t still = t + 1 < d.steps ? r.running[t + 1] : 0;
         for (int64_t i = 0; i < running; ++i) {
           const int64_t row = r.order[i];
-          float* gates = z.data() + i * width;
-          float* h = h_buffer.data() + i * units;  // its h R is made: reused
-          add_row(width, zx + (row * chunk + t - start) * width, gates);
-          cell_forward(units, gates, w.bias, c_last + row * units, c_new.data(), h);
-          std::memcpy(c_last + row * units, c_new.data(), units * sizeof(float));
-          std::memcpy(h_last + row * units, h, units * sizeof(float));
+          float* h = h_written.data() + i * units;
+          cell_forward(units, z.data() + i * width,
+                       zx + (row * chunk + t - start) * width, w.bias,
+                       c.data() + i * units, c.data() + i * units, h);
           if (y) std::memcpy(y + (row * d.steps + t) * units, h, units * sizeof(float));
+          if (i >= still) {  // its last step
+            std::memcpy(h_last + row * units, h, units * sizeof(float));
+            std::memcpy(c_last + row * units, c.data() + i * units, units * sizeof(float));
+          }
         }
+        std::swap(h_read, h_written);
       }
     }
     if (y) {
