@@ -1117,8 +1117,13 @@ Weights with_bf16(const Dims& d, const Weights& w, std::vector<bf16_t> keep[2]) 
 bool bf16_products_supported() {
   static const bool supported = [] {
     try {
-      // oneDNN's reference matmul takes bfloat16 anywhere, slowly: only a
-      // kernel of its own (AMX, AVX512-BF16) counts.
+      // The CPU's instructions: AVX512-BF16, or AMX, which includes them
+      // (oneDNN's ISA values include the bits of those they extend).
+      const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+      const auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+      if ((isa & bf16) != bf16) return false;
+      // And oneDNN's matmul for them: its reference one takes bfloat16
+      // anywhere, slowly.
       memory::desc a({8, 8}, dt::bf16, memory::dims{8, 1});
       memory::desc c({8, 8}, dt::f32, memory::dims{8, 1});
       dnnl::matmul::primitive_desc pd(cpu_engine(), a, a, c);

@@ -9,6 +9,11 @@ per factor. Over 12 steps of 24 units the outputs (in [-1, 1]) stay within
 2e-2 of their largest element's size (at least 1).
 """
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -19,7 +24,7 @@ from helpers import forward, grads, make_mask, pair
 B, T, F, U = 16, 12, 10, 24
 ATOL = 2e-2
 
-pytestmark = pytest.mark.skipif(
+needs_bf16 = pytest.mark.skipif(
     not kernels.get().capabilities().native_bf16,
     reason="needs a CPU with AMX or AVX512-BF16 and fastlstm's compiled kernel",
 )
@@ -55,6 +60,7 @@ def _as_float32(values):
     return [np.asarray(v, "float32") for v in values]
 
 
+@needs_bf16
 @pytest.mark.parametrize("mask_kind", ["none", "left", "right", "empty"])
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_bf16_products_agree_with_float32_inside_and_kerass_loop(
@@ -85,7 +91,30 @@ def test_bf16_products_agree_with_float32_inside_and_kerass_loop(
         np.testing.assert_allclose(g, w, atol=ATOL * scale)
 
 
+@needs_bf16
 def test_float32_calls_never_take_bf16_products():
     layer, _ = _pair()
     plan = fastlstm.plan(layer, _inputs())
     assert plan.kernel == "native" and not plan.bf16_products, str(plan)
+
+
+def test_without_bf16_instructions_bfloat16_is_computed_in_float32():
+    """Where the CPU lacks AVX512-BF16 (oneDNN capped to AVX2 here), the
+    compiled kernel still runs a bfloat16 call, in float32, and the plan
+    says so."""
+    script = textwrap.dedent("""
+        import numpy as np
+        import fastlstm
+        from fastlstm import kernels
+        assert not kernels.get().capabilities().native_bf16
+        layer = fastlstm.LSTM(4, dtype="mixed_bfloat16")
+        x = np.random.default_rng(0).standard_normal((8, 5, 3)).astype("float32")
+        plan = fastlstm.plan(layer, x)
+        assert plan.kernel == "native" and not plan.bf16_products, plan
+        assert "found bfloat16, computed in float32 inside" in str(plan), plan
+        print("ok")
+    """)
+    env = dict(os.environ, DNNL_MAX_CPU_ISA="AVX2")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
