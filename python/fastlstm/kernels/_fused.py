@@ -23,8 +23,9 @@ def fused_kernel(fused, dtypes, reads_spans, bf16_products=None):
     `x[row, starts[row] : starts[row] + lengths[row]]`; its outputs are
     front-aligned (zeros past its length; None unless `need_outputs`), h and
     c are the state after its last valid step (any value for an empty row).
-    `lengths` None means every step is valid. With `reads_spans` False, `fused` takes front-aligned rows
-    (`starts` None): the rows are rotated to the front first.
+    `lengths` None means every step is valid. With `reads_spans` False,
+    `fused` takes front-aligned rows (`starts` None): the rows are rotated
+    to the front first.
 
     `dtypes` are those `fused` computes in; calls in another (mixed
     precision's float16 or bfloat16: the planner sends no other) compute in
