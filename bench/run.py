@@ -159,7 +159,9 @@ def padded_batch(shape, masked, seed, text=False):
     return x, y, pads
 
 
-def build_model(layer_cls, shape, masked, text=False):
+def build_model(layer_cls, shape, masked, text=False, policy=None):
+    """The benchmark's model; `policy` (e.g. "mixed_bfloat16") for its LSTM
+    and Dense layers, else Keras's global one."""
     import keras
 
     _, t, i, u = shape
@@ -172,8 +174,8 @@ def build_model(layer_cls, shape, masked, text=False):
         return model
     inp = keras.Input((t, i), batch_size=shape[0])
     h = keras.layers.Masking(0.0)(inp) if masked else inp
-    h = layer_cls(u)(h)
-    out = keras.layers.Dense(1)(h)
+    h = layer_cls(u, dtype=policy)(h)
+    out = keras.layers.Dense(1, dtype=policy)(h)
     model = keras.Model(inp, out)
     model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
     return model
@@ -340,21 +342,13 @@ def mixed_precision_records(backend, device, quick):
     import fastlstm
 
     shape = SHAPES[MIXED_SHAPE]
-    _, t, i, u = shape
     x, y, _ = padded_batch(shape, False, seed=1)
 
-    def model(layer_cls, policy):
-        keras.utils.set_random_seed(0)
-        inp = keras.Input((t, i), batch_size=shape[0])
-        out = keras.layers.Dense(1, dtype=policy)(layer_cls(u, dtype=policy)(inp))
-        m = keras.Model(inp, out)
-        m.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
-        return m
-
+    keras.utils.set_random_seed(0)
     models = {
-        "fastlstm float32": model(fastlstm.LSTM, "float32"),
-        f"fastlstm {MIXED_POLICY}": model(fastlstm.LSTM, MIXED_POLICY),
-        f"keras {MIXED_POLICY}": model(keras.layers.LSTM, MIXED_POLICY),
+        "fastlstm float32": build_model(fastlstm.LSTM, shape, False, policy="float32"),
+        f"fastlstm {MIXED_POLICY}": build_model(fastlstm.LSTM, shape, False, policy=MIXED_POLICY),
+        f"keras {MIXED_POLICY}": build_model(keras.layers.LSTM, shape, False, policy=MIXED_POLICY),
     }
     weights = models["fastlstm float32"].get_weights()
     for m in models.values():

@@ -386,6 +386,13 @@ inline float tanh_approx(float x) {
   return a < 0.3f ? near : std::copysign(far, x);
 }
 
+// sum += row, over `width` floats.
+FASTLSTM_VECTOR_CLONES
+void add_row(int64_t width, const float* __restrict row, float* __restrict sum) {
+#pragma omp simd
+  for (int64_t g = 0; g < width; ++g) sum[g] += row[g];
+}
+
 // One row at one step, forward: `z` holds the step's products (bias not
 // yet added; plus `zx`, the input products, where given) and receives the
 // activated gates i, f, g, o; `c` and `h` the new states. `c` may be
@@ -394,10 +401,7 @@ FASTLSTM_VECTOR_CLONES
 void cell_forward(int64_t units, float* __restrict z, const float* __restrict zx,
                   const float* __restrict bias, const float* c_prev, float* c,
                   float* __restrict h) {
-  if (zx) {
-#pragma omp simd
-    for (int64_t g = 0; g < 4 * units; ++g) z[g] += zx[g];
-  }
+  if (zx) add_row(4 * units, zx, z);
 #pragma omp simd
   for (int64_t u = 0; u < units; ++u) {
     float i = sigmoid(z[u] + bias[u]);
@@ -435,13 +439,6 @@ void cell_backward(int64_t units, const float* a, const float* __restrict c_prev
     dz[3 * units + u] = dh_total * tc * o * (1.0f - o);
     dc[u] = dc_total * f;
   }
-}
-
-// sum += row, over `width` floats.
-FASTLSTM_VECTOR_CLONES
-void add_row(int64_t width, const float* __restrict row, float* __restrict sum) {
-#pragma omp simd
-  for (int64_t g = 0; g < width; ++g) sum[g] += row[g];
 }
 
 using bf16_t = uint16_t;
@@ -715,10 +712,9 @@ std::string training_part(const Dims& d, const float* x, const float* h0,
         const int64_t row = r.order[i];
         const int64_t at = row * d.steps + t;
         const float* c_prev = t ? saved.cells + (at - 1) * units : c0 + row * units;
-        float* gates = saved.gates + at * width;
-        add_row(width, z.data() + i * width, gates);
-        cell_forward(units, gates, nullptr, w.bias, c_prev, saved.cells + at * units,
-                     y + at * units);
+        // The saved gates hold the input products; the cell adds h R.
+        cell_forward(units, saved.gates + at * width, z.data() + i * width, w.bias,
+                     c_prev, saved.cells + at * units, y + at * units);
       }
     }
     for (int64_t row = 0; row < rows; ++row) {

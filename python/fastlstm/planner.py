@@ -82,10 +82,10 @@ class Plan:
 def _dtype_requirement(dtype, computed_in, bf16_products=False):
     """A fused kernel's dtype requirement: the dtypes it computes in, and
     mixed precision's, which it computes in float32 where it lacks them
-    (bfloat16's matrix products in bfloat16 where `bf16_products`)."""
+    (a bfloat16 call's matrix products in bfloat16 where `bf16_products`)."""
     accepted = tuple(computed_in) + tuple(d for d in HALF_DTYPES if d not in computed_in)
     found = dtype
-    if dtype == "bfloat16" and bf16_products:
+    if bf16_products:
         found += ", matrix products in bfloat16 with float32 sums, the rest in float32"
     elif dtype in HALF_DTYPES and dtype not in computed_in:
         found += ", computed in float32 inside"
@@ -190,7 +190,8 @@ def _decide(
         + (f" (found: traced by {caps.exporting})" if caps.exporting else ""),
         not caps.exporting,
     )
-    bf16_products = False
+    # A bfloat16 call's products in bfloat16, where the compiled kernel runs.
+    bf16_products = dtype == "bfloat16" and caps.native_bf16
     rec_dropout_off = not (training and recurrent_dropout)
     gate_dropout_off = not (training and dropout and implementation == 1)
     shared = [
@@ -240,7 +241,7 @@ def _decide(
             + ("; a mask with holes falls back to loop" if mask == _sequence.RUNTIME else ""),
             no_holes,
         ),
-        _dtype_requirement(dtype, caps.native_dtypes, caps.native_bf16),
+        _dtype_requirement(dtype, caps.native_dtypes, bf16_products),
     ]
     if caps.native_min_batch > 1:
         native.append((
@@ -268,8 +269,7 @@ def _decide(
         if mask not in (_sequence.NO_MASK, _sequence.ALL_VALID):
             # Ragged compute (csrc/lstm_onednn.h): padding costs nothing.
             why += "; each row runs only its valid steps, read where they lie"
-        if dtype == "bfloat16" and caps.native_bf16:
-            bf16_products = True
+        if bf16_products:
             why += "; bfloat16 matrix products (this CPU has AMX or AVX512-BF16)"
     elif unroll:
         kernel, why = "unrolled", "unroll=True asks for an unrolled recurrence"
@@ -279,4 +279,4 @@ def _decide(
             why = "use_cudnn=False and the compiled kernel does not apply"
         else:
             why = "no fused kernel applies: see the unmet requirements above"
-    return Plan(kernel, backend, device, mask, reasons, why, bf16_products)
+    return Plan(kernel, backend, device, mask, reasons, why, kernel == "native" and bf16_products)
