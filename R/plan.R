@@ -1,7 +1,8 @@
 #' Which LSTM kernel runs, and why
 #'
 #' `lstm_plan()` asks fastlstm which kernel a call of `layer` on `inputs`
-#' would run (`"cudnn"`, `"native"`, `"loop"` or `"unrolled"`) and records
+#' would run (`"cudnn"`, `"native"`, `"onnx"`, `"loop"` or `"unrolled"`;
+#' `"onnx"` only in a call traced for an ONNX file on TensorFlow) and records
 #' each requirement with whether it holds. It calls the Python function
 #' `fastlstm.plan()` and runs nothing.
 #'

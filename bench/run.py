@@ -24,6 +24,10 @@ other by up to 3x. It uses the same weights
 bias_hh = 0) and a torch.nn.Linear head; for left-padded input it rotates
 rows to the front and packs them (pack_padded_sequence), inside the timing.
 
+In the TensorFlow process, the S, M and TEXT models are also exported with
+model.export(format="onnx") (tf2onnx), with each LSTM, and the two files
+timed in onnxruntime (`--shapes ONNX` alone).
+
 Results: a table on stdout and, in bench/results/, `<device>.json`,
 `<device>.md` and `<device>.png` (the ratios as bars). `--quick` writes the
 same names with a `.tmp` suffix (ignored by git).
@@ -405,6 +409,102 @@ def fmt_mixed(records):
     return "\n".join(rows)
 
 
+# ONNX: Keras's ONNX export (tf2onnx) of the benchmark's model with
+# keras.layers.LSTM and with fastlstm.LSTM, each run in onnxruntime on this
+# CPU, unmasked and left-padded (`--shapes ONNX` alone).
+ONNX_SHAPES = ("S", "M", "TEXT")
+
+
+def onnx_records(quick):
+    import tempfile
+    import warnings
+
+    import keras
+    import numpy as np
+    import onnx
+    import onnxruntime
+
+    import fastlstm
+
+    def ops(graph):
+        found = []
+        for node in graph.node:
+            found.append(node.op_type)
+            for attribute in node.attribute:
+                found += ops(attribute.g) if attribute.g.node else []
+        return found
+
+    records = []
+    folder = tempfile.mkdtemp(prefix="fastlstm-bench-onnx-")
+    for shape_name in ONNX_SHAPES[:1] if quick else ONNX_SHAPES:
+        shape, text = SHAPES[shape_name], shape_name == "TEXT"
+        for masked in (False, True):
+            x, _, _ = padded_batch(shape, masked, seed=1, text=text)
+            keras.utils.set_random_seed(0)
+            models = {
+                "keras": build_model(keras.layers.LSTM, shape, masked, text),
+                "fastlstm": build_model(fastlstm.LSTM, shape, masked, text),
+            }
+            models["fastlstm"].set_weights(models["keras"].get_weights())
+            # model(x): Keras's ONNX export wants a model that was called.
+            want = np.asarray(models["keras"](x))
+            models["fastlstm"](x)
+            sessions, nodes = {}, {}
+            for name, model in models.items():
+                path = os.path.join(folder, f"{shape_name}-{masked}-{name}.onnx")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model.export(path, format="onnx", verbose=False)
+                found = ops(onnx.load(path).graph)
+                nodes[name] = ", ".join(
+                    f"{found.count(op)} {op}" for op in ("LSTM", "Loop", "If") if op in found
+                )
+                sessions[name] = onnxruntime.InferenceSession(path)
+            feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
+            got = {k: s.run(None, feeds[k])[0] for k, s in sessions.items()}
+            diff = max(float(np.abs(g - want).max()) for g in got.values())
+            assert diff < 1e-4, f"ONNX {shape_name}: outputs differ from Keras by {diff}"
+            fns = {k: (lambda s=s, f=feeds[k]: s.run(None, f)) for k, s in sessions.items()}
+            med, raw = time_interleaved(fns, QUICK_REPEATS if quick else REPEATS[shape_name])
+            rec = {
+                "shape": shape_name, "masked": masked, "nodes": nodes,
+                "ms": {k: v * 1e3 for k, v in med.items()},
+                "raw_ms": {k: [v * 1e3 for v in r] for k, r in raw.items()},
+                "ratio": med["fastlstm"] / med["keras"],
+                "max_abs_diff_vs_keras": diff,
+            }
+            records.append(rec)
+            print(
+                f"[onnxruntime] {shape_name} {'left-padded' if masked else 'unmasked'}: "
+                + "  ".join(f"{k} {v:8.2f} ms ({nodes[k]})" for k, v in rec["ms"].items())
+                + f"  ratio {rec['ratio']:.2f}",
+                flush=True,
+            )
+            keras.backend.clear_session()
+    return records
+
+
+def onnx_version():
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def fmt_onnx(records):
+    rows = [
+        "| shape | mask | keras.layers.LSTM (ms) | its ONNX nodes | fastlstm.LSTM (ms) | "
+        "its ONNX nodes | fastlstm / keras |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        rows.append(
+            f"| {r['shape']} | {'left-padded' if r['masked'] else 'none'} | "
+            f"{r['ms']['keras']:.2f} | {r['nodes']['keras']} | {r['ms']['fastlstm']:.2f} | "
+            f"{r['nodes']['fastlstm']} | {r['ratio']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
 def worker(backend, quick, out_path, only=None):
     os.environ["KERAS_BACKEND"] = backend
     import keras
@@ -421,6 +521,9 @@ def worker(backend, quick, out_path, only=None):
     mixed = []
     if device == "cpu" and (only is None or "MIXED" in only):
         mixed = mixed_precision_records(backend, device, quick)
+    onnx = []
+    if backend == "tensorflow" and (only is None or "ONNX" in only):
+        onnx = onnx_records(quick)
     peak = None
     if device == "gpu":
         peak = device_peak(backend)
@@ -532,7 +635,7 @@ def worker(backend, quick, out_path, only=None):
     with open(out_path, "w") as f:
         json.dump(
             {"backend": backend, "device": device, "peak_gflops": peak,
-             "versions": versions, "records": records, "mixed": mixed},
+             "versions": versions, "records": records, "mixed": mixed, "onnx": onnx},
             f,
         )
 
@@ -670,7 +773,8 @@ def main():
     ap.add_argument("--backends", default=None, help="comma-separated subset")
     ap.add_argument(
         "--shapes", default=None,
-        help="comma-separated subset of S,M,L1,LONG,TEXT,MIXED (mixed_bfloat16 at M)",
+        help="comma-separated subset of S,M,L1,LONG,TEXT,MIXED (mixed_bfloat16 at M),"
+        " ONNX (onnxruntime, TensorFlow's export)",
     )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -691,7 +795,7 @@ def main():
     print(f"CPU: {model}, {cores} cores; numpy float32 GEMM peak {peak_cpu:.1f} GFLOP/s", flush=True)
 
     started = time.time()
-    records, mixed, meta = [], [], {}
+    records, mixed, onnx, meta = [], [], [], {}
     for backend in backends:
         tmp = os.path.join(RESULTS, f"worker-{backend}.json.tmp")
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
@@ -711,11 +815,12 @@ def main():
             r["peak_gflops"] = res["peak_gflops"]
         records += res["records"]
         mixed += res.get("mixed", [])
+        onnx += res.get("onnx", [])
         meta[backend] = {
             "device": res["device"], "versions": res["versions"],
             "peak_gflops": res["peak_gflops"], "seconds": round(time.time() - t0, 1),
         }
-    if not records and not mixed:
+    if not records and not mixed and not onnx:
         sys.exit("no backend produced results")
     add_torch_anchor(records)
 
@@ -751,6 +856,13 @@ def main():
             "fastlstm in float32 and Keras under the same policy (ms; time ratios):\n\n"
             + fmt_mixed(mixed)
         )
+    if onnx:
+        table += (
+            "\n\nONNX: Keras's `model.export(format=\"onnx\")` on TensorFlow (tf2onnx) "
+            "of the same model with each LSTM, run in onnxruntime "
+            f"{onnx_version()} on this CPU (ms per batch; time ratio):\n\n"
+            + fmt_onnx(onnx)
+        )
     print()
     print(header)
     print()
@@ -763,6 +875,7 @@ def main():
         "seconds": round(time.time() - started, 1),
         "records": records,
         "mixed": mixed,
+        "onnx": onnx,
     }
     with open(stem + ".json" + suffix, "w") as f:
         json.dump(summary, f, indent=1)

@@ -18,14 +18,18 @@ fastlstm knows an export is being traced
 `fastlstm.exporting(portable=False)` says the artifact will run where
 fastlstm is installed (a SavedModel served by a TensorFlow that imports
 fastlstm): the compiled kernel stays in it. It is never the default.
+
+The export's format is a fact too: an ONNX file written by TensorFlow's
+converter (tf2onnx) carries each LSTM layer as one ONNX `LSTM` node
+(`kernels._tf2onnx`).
 """
 
 import contextlib
 import contextvars
 import functools
 
-# (the exporter's name, whether the artifact must run without fastlstm), or
-# None outside any export.
+# (the exporter's name, whether the artifact must run without fastlstm, the
+# artifact's format), or None outside any export.
 _CURRENT = contextvars.ContextVar("fastlstm_exporting", default=None)
 
 
@@ -40,12 +44,21 @@ def current(detected=""):
     state = _CURRENT.get()
     if state is None:
         return detected
-    by, portable = state
+    by, portable, _ = state
     return by if portable else ""
 
 
+def current_format():
+    """The format of the portable artifact being traced ("onnx", ...), or
+    "" where none is (or the exporter did not say)."""
+    state = _CURRENT.get()
+    if state is None or not state[1]:
+        return ""
+    return state[2]
+
+
 @contextlib.contextmanager
-def exporting(by="fastlstm.exporting()", portable=True):
+def exporting(by="fastlstm.exporting()", portable=True, format=""):
     """Marks the calls traced inside as traced for an exported artifact.
 
     Args:
@@ -53,8 +66,16 @@ def exporting(by="fastlstm.exporting()", portable=True):
         portable: True (the default) where the artifact must run without
             fastlstm: the loop is planned. False where it runs with
             fastlstm installed: the compiled kernel stays.
+        format: the artifact's format, as `keras.Model.export` names it.
+            It matters for "onnx": on TensorFlow, a file converted by
+            tf2onnx then carries each LSTM layer as one ONNX `LSTM` node.
     """
-    token = _CURRENT.set((by, bool(portable)))
+    if not isinstance(format, str):
+        raise TypeError(
+            "Argument `format` must be a string such as 'onnx' (or '' where "
+            f"it does not matter). Received: format={format!r}"
+        )
+    token = _CURRENT.set((by, bool(portable), format))
     try:
         yield
     finally:
@@ -75,7 +96,7 @@ def install_keras_hook():
     def export_with_plan(self, filepath, format="tf_saved_model", *args, **kwargs):
         if _CURRENT.get() is not None:
             return export(self, filepath, format, *args, **kwargs)
-        with exporting(f"model.export(format={format!r})"):
+        with exporting(f"model.export(format={format!r})", format=format):
             return export(self, filepath, format, *args, **kwargs)
 
     export_with_plan._fastlstm_hook = True

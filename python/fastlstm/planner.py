@@ -12,13 +12,14 @@ from keras import activations
 from fastlstm import _sequence
 from fastlstm.kernels import HALF_DTYPES
 
-KERNELS = ("cudnn", "native", "loop", "unrolled")
+KERNELS = ("cudnn", "native", "onnx", "loop", "unrolled")
 # The kernels that run the backend's fused LSTM; the others run the recurrence.
-FUSED_KERNELS = ("cudnn", "native")
+FUSED_KERNELS = ("cudnn", "native", "onnx")
 
 _DESCRIPTIONS = {
     "cudnn": "cuDNN's fused LSTM",
     "native": "fastlstm's compiled CPU kernel",
+    "onnx": "one ONNX LSTM node with sequence_lens, for an ONNX file",
     "loop": "an optimised backend loop (gates fused, weight gradients as large products)",
     "unrolled": "the recurrence unrolled step by step (unroll=True)",
 }
@@ -38,11 +39,12 @@ class Plan:
     """The kernel chosen for one call, with every requirement checked.
 
     Attributes:
-        kernel: one of "cudnn", "native", "loop", "unrolled".
+        kernel: one of "cudnn", "native", "onnx", "loop", "unrolled".
         backend: the Keras backend.
         device: "cpu" or "gpu".
         mask: the mask's layout ("none", "left-padded", "holes", ...).
-        reasons: a tuple of `Requirement`s, for cudnn and native.
+        reasons: a tuple of `Requirement`s, for cudnn and native (and for
+            onnx, in a call traced for export).
         why: one sentence on the choice.
         bf16_products: the compiled kernel makes a bfloat16 call's matrix
             products in bfloat16, with float32 sums (else everything of a
@@ -65,7 +67,7 @@ class Plan:
             f"fastlstm plan: {self.kernel} ({_DESCRIPTIONS[self.kernel]})",
             f"  backend {self.backend}, device {self.device}, mask {self.mask}",
         ]
-        for kernel in ("cudnn", "native"):
+        for kernel in FUSED_KERNELS:
             reqs = [r for r in self.reasons if r.kernel == kernel]
             if reqs:
                 lines.append(f"  {kernel} needs:")
@@ -251,9 +253,36 @@ def _decide(
             # compared with a number.
             not isinstance(batch, int) or batch >= caps.native_min_batch,
         ))
+    # An ONNX file can carry the fused LSTM as ONNX's own LSTM node, where
+    # the backend's converter makes one (tf2onnx, from cuDNN's op).
+    onnx = [
+        (
+            "the call is traced for an ONNX file"
+            + (f" (found: traced by {caps.exporting})" if caps.exporting else ""),
+            caps.export_format == "onnx",
+        ),
+        (
+            f"{backend}'s ONNX converter turns a fused LSTM traced in a graph "
+            "into one ONNX LSTM node (tf2onnx on TensorFlow does; torch.onnx "
+            "and jax2onnx do not)",
+            caps.onnx_lstm,
+        ),
+    ]
+    onnx += shared
+    onnx += [
+        (
+            f"the mask has no holes (found {mask})"
+            + ("; a mask with holes runs the loop, behind an ONNX If" if mask == _sequence.RUNTIME else ""),
+            no_holes,
+        ),
+        (f"the dtype is float32 (found {dtype})", dtype == "float32"),
+    ]
     reasons = tuple(Requirement("cudnn", t, h) for t, h in cudnn) + tuple(
         Requirement("native", t, h) for t, h in native
     )
+    if caps.exporting:
+        # Shown only where an export is traced: elsewhere it never applies.
+        reasons += tuple(Requirement("onnx", t, h) for t, h in onnx)
     cudnn_ok = all(h for _, h in cudnn)
     if use_cudnn is True and not cudnn_ok:
         unmet = "; ".join(t for t, h in cudnn if not h)
@@ -271,6 +300,11 @@ def _decide(
             why += "; each row runs only its valid steps, read where they lie"
         if bf16_products:
             why += "; bfloat16 matrix products (this CPU has AMX or AVX512-BF16)"
+    elif all(h for _, h in onnx):
+        kernel, why = "onnx", (
+            "every requirement of an ONNX LSTM node holds; each row's valid "
+            "steps are rotated to the front and run for its length"
+        )
     elif unroll:
         kernel, why = "unrolled", "unroll=True asks for an unrolled recurrence"
     else:

@@ -32,17 +32,45 @@ assert ("fastlstm" in sys.modules) == (sys.argv[2] == "with fastlstm")
 """
 
 
-def case(mask_kind, batch=8, steps=6):
+# The LSTM of each exported model.
+LAYERS = {
+    "last output": lambda lstm: lstm(4),
+    "return_sequences": lambda lstm: lstm(4, return_sequences=True),
+    "go_backwards": lambda lstm: lstm(4, go_backwards=True),
+    "Bidirectional": lambda lstm: keras.layers.Bidirectional(lstm(4, return_sequences=True)),
+}
+
+
+def case(mask_kind, layer="last output", batch=8, steps=6):
     """A model Input -> [Masking] -> fastlstm.LSTM -> Dense, inputs whose
-    zeros give the mask, and Keras's predictions."""
+    zeros give the mask, and the predictions of the same model with
+    keras.layers.LSTM and the same weights."""
     x = np.random.default_rng(2).standard_normal((batch, steps, 3)).astype("float32")
     mask = make_mask(mask_kind, batch, steps, seed=3)
     if mask is not None:
         x[~mask] = 0.0
-    inp = keras.Input((steps, 3))
-    h = keras.layers.Masking(0.0)(inp) if mask is not None else inp
-    model = keras.Model(inp, keras.layers.Dense(1)(fastlstm.LSTM(4)(h)))
-    return model, x, np.asarray(model.predict(x, verbose=0))
+
+    def model(lstm):
+        inp = keras.Input((steps, 3))
+        h = keras.layers.Masking(0.0)(inp) if mask is not None else inp
+        return keras.Model(inp, keras.layers.Dense(1)(LAYERS[layer](lstm)(h)))
+
+    fast, reference = model(fastlstm.LSTM), model(keras.layers.LSTM)
+    reference.set_weights(fast.get_weights())
+    fast.predict(x[:2], verbose=0)  # a called model, as Keras's exports need
+    return fast, x, np.asarray(reference.predict(x, verbose=0))
+
+
+def onnx_ops(graph):
+    """The op types of an ONNX graph and of its subgraphs (If's branches,
+    Loop's body)."""
+    found = []
+    for node in graph.node:
+        found.append(node.op_type)
+        for attribute in node.attribute:
+            if attribute.g.node:
+                found += onnx_ops(attribute.g)
+    return found
 
 
 def planned_while(export):
@@ -158,23 +186,36 @@ if BACKEND == "tensorflow":
 # Keras's ONNX export: tf2onnx on TensorFlow, torch.onnx on PyTorch, jax2onnx
 # on JAX (where keras.layers.LSTM, too, exports and gives its predict()
 # numbers on every one of these mask layouts).
+@pytest.mark.parametrize("layer", list(LAYERS))
 @pytest.mark.parametrize("mask_kind", MASKS + ["empty"])
-def test_onnx_file_runs_in_onnxruntime_with_kerass_numbers(tmp_path, mask_kind):
+def test_onnx_file_runs_in_onnxruntime_with_kerass_numbers(tmp_path, mask_kind, layer):
+    import onnx
     import onnxruntime
 
-    model, x, want = case(mask_kind)
+    model, x, want = case(mask_kind, layer)
     if BACKEND == "jax":
         model(x[:1])  # predict() on JAX leaves the model "never called" for Keras's ONNX export
     path = str(tmp_path / "model.onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         plans = planned_while(lambda: model.export(path, format="onnx", verbose=False))
-    assert plans and all(p.kernel == "loop" for p in plans), [p.kernel for p in plans]
     assert "(found: traced by model.export(format='onnx'))" in str(plans[-1])
+    ops = onnx_ops(onnx.load(path).graph)
+    lstms = 2 if layer == "Bidirectional" else 1
+    if BACKEND == "tensorflow":
+        # tf2onnx writes each LSTM layer as one ONNX LSTM node; a mask known
+        # only at run time adds an If whose other branch runs the loop, for
+        # masks with holes.
+        assert plans and all(p.kernel == "onnx" for p in plans), [p.kernel for p in plans]
+        assert ops.count("LSTM") == lstms, ops
+        assert ops.count("If") == (0 if mask_kind == "none" else lstms), ops
+    else:
+        assert plans and all(p.kernel == "loop" for p in plans), [p.kernel for p in plans]
+        assert "LSTM" not in ops
     session = onnxruntime.InferenceSession(path)
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, want, atol=1e-5)
-    if BACKEND == "jax":  # jax2onnx keeps the batch symbolic
+    if BACKEND != "torch":  # tf2onnx and jax2onnx keep the batch symbolic
         got = session.run(None, {session.get_inputs()[0].name: x[3:]})[0]
         np.testing.assert_allclose(got, want[3:], atol=1e-5)
 

@@ -20,9 +20,14 @@ HERE = ["loop", "unrolled", "cudnn", "native"] if MODULE.capabilities().device =
 ]
 
 
+# The onnx kernel where the backend's ONNX converter makes one ONNX LSTM node
+# of its fused LSTM (TensorFlow's tf2onnx); it runs only in an export.
+ONNX = ["onnx"] if BACKEND == "tensorflow" else []
+
+
 def test_module_provides_every_member_of_the_protocol():
     assert isinstance(MODULE, kernels.Backend)
-    assert set(MODULE.KERNELS) == {"loop", "unrolled", "cudnn", "native"}
+    assert set(MODULE.KERNELS) == {"loop", "unrolled", "cudnn", "native", *ONNX}
 
 
 def test_capabilities_are_one_object_with_the_plans_facts():
@@ -37,7 +42,7 @@ def test_capabilities_are_one_object_with_the_plans_facts():
     assert caps.native_why == ""
 
 
-@pytest.mark.parametrize("name", ["loop", "unrolled", "cudnn", "native"])
+@pytest.mark.parametrize("name", ["loop", "unrolled", "cudnn", "native", *ONNX])
 def test_every_kernel_has_the_protocols_signature(name):
     want = list(inspect.signature(kernels.Kernel.__call__).parameters)[1:]
     # The contract's wrapper, and the backend's own function inside it.
@@ -53,7 +58,7 @@ def test_backend_module_has_the_sections_in_order():
     sections = re.findall(r"^# \d\. (.+)$", source, flags=re.M)
     assert sections == [
         "Capabilities", "Loop", "Loop with written-out gradient", "cuDNN", "Native binding",
-    ]
+    ] + (["ONNX export"] if ONNX else [])
 
 
 def _arguments(batch, steps, features, units=3, mask_kind=None, seed=0):

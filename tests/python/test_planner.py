@@ -107,6 +107,52 @@ def test_native_with_a_mask_with_holes_needs_the_loop():
     assert [r.text for r in plan.unmet("native")] == ["the mask has no holes (found holes)"]
 
 
+ONNX_EXPORT = dict(
+    exporting="model.export(format='onnx')", export_format="onnx", onnx_lstm=True
+)
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+@pytest.mark.parametrize("mask", [seq.NO_MASK, seq.RIGHT_PADDED, seq.LEFT_PADDED, seq.RUNTIME])
+def test_an_onnx_export_carries_one_onnx_lstm_node_where_the_converter_makes_one(device, mask):
+    plan = decide(backend="tensorflow", device=device, mask=mask, **ONNX_EXPORT)
+    assert plan.kernel == "onnx"
+    assert plan.unmet("onnx") == []
+    assert "rotated to the front and run for its length" in plan.why
+    if mask == seq.RUNTIME:
+        assert "a mask with holes runs the loop, behind an ONNX If" in str(plan)
+
+
+@pytest.mark.parametrize(
+    "change,unmet",
+    [
+        (dict(mask=seq.HOLES), "the mask has no holes (found holes)"),
+        (dict(activation="relu"), "activation is tanh (found relu)"),
+        (dict(unroll=True), "unroll is False (found True)"),
+        (dict(dtype="float64"), "the dtype is float32 (found float64)"),
+        (
+            dict(onnx_lstm=False, backend="torch"),
+            "torch's ONNX converter turns a fused LSTM traced in a graph into one ONNX "
+            "LSTM node (tf2onnx on TensorFlow does; torch.onnx and jax2onnx do not)",
+        ),
+        (
+            dict(exporting="model.export(format='tf_saved_model')", export_format="tf_saved_model"),
+            "the call is traced for an ONNX file (found: traced by "
+            "model.export(format='tf_saved_model'))",
+        ),
+    ],
+)
+def test_each_onnx_requirement_is_named_when_unmet(change, unmet):
+    plan = decide(**dict(dict(backend="tensorflow", **ONNX_EXPORT), **change))
+    assert plan.kernel in ("loop", "unrolled")
+    assert [r.text for r in plan.unmet("onnx")] == [unmet]
+
+
+def test_onnx_requirements_are_shown_only_in_an_export():
+    assert "onnx needs" not in str(decide(backend="tensorflow"))
+    assert "onnx needs" in str(decide(backend="tensorflow", **ONNX_EXPORT))
+
+
 @pytest.mark.parametrize(
     "change,unmet",
     [

@@ -17,6 +17,10 @@ with Keras's generic semantics (`fastlstm.equations`). A backend module
 3. loop with written-out gradient: the standard LSTM, its gradient by hand;
 4. cuDNN: `cudnn`;
 5. native binding: `native`, the compiled kernel;
+6. ONNX export: `onnx`, where the backend's ONNX converter turns its fused
+   LSTM into one ONNX `LSTM` node (`Capabilities.onnx_lstm`: TensorFlow's
+   tf2onnx does; torch.onnx and jax2onnx have no such op to convert, and
+   their modules end at section 5);
 
 and ends with `KERNELS`, the planner's kernel names mapped to its kernels.
 `run()` is how the layer calls the kernel a plan names; nothing outside this
@@ -46,7 +50,7 @@ SUMMARY = (
 )
 BACKENDS = ("tensorflow", "jax", "torch")
 # The planner's kernels that run a backend's fused LSTM on front-aligned rows.
-FUSED = ("cudnn", "native")
+FUSED = ("cudnn", "native", "onnx")
 # Mixed precision's compute dtypes: a fused kernel that does not compute in
 # one of them computes it in float32 inside and returns the dtype it was
 # given (`kernels._fused`), so a mixed_float16 or mixed_bfloat16 policy keeps
@@ -141,6 +145,11 @@ class Capabilities:
             the compiled kernel; "" where none is.
         compiling: the compiler tracing this call to run it here (e.g.
             "torch.compile"), which carries every kernel; "" where none is.
+        export_format: the format of the artifact being exported ("onnx",
+            ...), where `exporting` is set and the exporter said.
+        onnx_lstm: whether the backend's ONNX converter turns its fused LSTM
+            into one ONNX `LSTM` node (the `onnx` kernel): tf2onnx does,
+            from cuDNN's op (`kernels._tf2onnx`).
     """
 
     backend: str
@@ -153,6 +162,8 @@ class Capabilities:
     cudnn_dtypes: tuple = CUDNN_DTYPES
     exporting: str = ""
     compiling: str = ""
+    export_format: str = ""
+    onnx_lstm: bool = False
 
 
 @typing.runtime_checkable

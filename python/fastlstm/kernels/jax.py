@@ -47,6 +47,7 @@ def capabilities():
         native_min_batch=_NATIVE_MIN_BATCH,
         # jax.export and jax2tf leave no mark: fastlstm.exporting() says so.
         exporting=export.current(),
+        export_format=export.current_format(),
     )
 
 

@@ -14,6 +14,7 @@ from fastlstm.kernels import _compiled
 from fastlstm.kernels import _fused
 from fastlstm.kernels import _loop
 from fastlstm.kernels import _onednn
+from fastlstm.kernels import _tf2onnx
 from fastlstm.kernels import _tf_graph
 from fastlstm.kernels import kernel_table
 
@@ -50,6 +51,10 @@ def capabilities():
         # size measured.
         native_min_batch=1,
         exporting=_exporting(),
+        export_format=export.current_format(),
+        # tf2onnx converts cuDNN's LSTM op (section 6) in a traced graph,
+        # which TensorFlow does not run.
+        onnx_lstm=not tf.executing_eagerly(),
     )
 
 
@@ -396,4 +401,22 @@ def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, nee
 
 native = _onednn.native_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES)
 
-KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)
+
+# ---------------------------------------------------------------------------
+# 6. ONNX export
+# ---------------------------------------------------------------------------
+
+
+def _onnx_lstm(x, h0, c0, weights, starts, lengths, need_outputs):
+    """cuDNN's LSTM op on front-aligned rows, traced only for tf2onnx, which
+    converts it into one ONNX `LSTM` node with `sequence_lens`
+    (`kernels._tf2onnx`); TensorFlow never runs it."""
+    _tf2onnx.register()
+    return _cudnn_lstm(x, h0, c0, weights, starts, lengths, need_outputs)
+
+
+onnx = _fused.fused_kernel(_onnx_lstm, ("float32",), reads_spans=False)
+
+KERNELS = kernel_table(
+    loop=loop, unrolled=unrolled, cudnn=cudnn, native=native, onnx=onnx
+)

@@ -43,6 +43,7 @@ def capabilities():
         # The custom op is faster than a Python loop at every batch size.
         native_min_batch=1,
         exporting=_exporting(),
+        export_format=_export_format(),
         compiling="torch.compile" if torch.compiler.is_compiling() else "",
     )
 
@@ -70,6 +71,11 @@ def _exporting():
     elif torch.jit.is_tracing():
         detected = "torch.jit.trace"
     return export.current(detected)
+
+
+@torch.compiler.assume_constant_result
+def _export_format():
+    return export.current_format()
 
 
 def setup():
