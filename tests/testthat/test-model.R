@@ -125,3 +125,27 @@ test_that("keras_model_sequential() with no arguments is an empty model that lay
   expect_length(model$layers, 1)
   expect_s3_class(model$layers[[1]], "fastlstm.layer.LSTM")
 })
+
+test_that("a masked model exported to ONNX from R gives its predictions in onnxruntime", {
+  skip_if_no_fastlstm()
+  keras <- reticulate::import("keras")
+  onnxruntime <- reticulate::import("onnxruntime")
+  set.seed(5)
+  x <- array(runif(6 * 5 * 2), c(6, 5, 2))
+  x[2, 1:2, ] <- 0  # left-padded
+  x[3, 4:5, ] <- 0  # right-padded
+  x[4, 3, ] <- 0    # a hole
+  model <- keras_model_sequential(input_shape = c(5, 2))
+  model$add(keras$layers$Masking(0))
+  model <- model |> layer_lstm(4) |> layer_dense(1)
+  expected <- predict(model, x, verbose = 0)
+  path <- tempfile(fileext = ".onnx")
+  on.exit(unlink(path), add = TRUE)
+  model$export(path, format = "onnx", verbose = FALSE)
+  session <- onnxruntime$InferenceSession(path)
+  feed <- list(reticulate::np_array(x, dtype = "float32"))
+  names(feed) <- session$get_inputs()[[1]]$name
+  got <- session$run(NULL, feed)[[1]]
+  expect_identical(dim(got), c(6L, 1L))
+  expect_equal(got, expected, tolerance = 1e-5)
+})
