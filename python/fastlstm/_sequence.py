@@ -6,6 +6,8 @@ A mask without holes gives every row one valid span `[start, start+length)`;
 rotated so that each span starts at step 0, the rows are front-aligned.
 """
 
+import sys
+
 import numpy as np
 from keras import ops
 
@@ -23,6 +25,11 @@ CONTIGUOUS_LAYOUTS = (NO_MASK, ALL_VALID, RIGHT_PADDED, LEFT_PADDED, CONTIGUOUS)
 
 def concrete(x):
     """`x` as a NumPy array, or None while it is symbolic (traced)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.jit.is_tracing():
+        # A jit trace (torch.onnx's TorchScript exporter) has values, but
+        # records what they decide as constants for every later call.
+        return None
     try:
         return np.asarray(ops.convert_to_numpy(x))
     except Exception:  # a symbolic tensor: TF graph, JAX tracer, torch trace
@@ -122,6 +129,38 @@ def restore_outputs(y, starts, lengths, zero_output_for_mask):
         keep = ops.logical_and(rel >= 0, lengths[:, None] > 0)
     source = ops.clip(ops.minimum(rel, lengths[:, None] - 1), 0, steps - 1)
     out = gather_steps(y, source)
+    return ops.where(ops.expand_dims(keep, -1), out, ops.zeros_like(out))
+
+
+def valid_steps_first(mask):
+    """Per row, its step indices with the valid steps first, in order, then
+    the masked ones: a `(batch, time)` int32 index for `gather_steps`.
+
+    A masked step leaves Keras's states as they were, so running a row's
+    valid steps alone, gathered to the front, gives the states after each
+    of them, holes included (`restore_gathered` puts the outputs back).
+    """
+    steps = ops.shape(mask)[1]
+    t = ops.arange(steps, dtype="int32")[None, :]
+    # The steps by ascending key, the valid ones first; a top-k of the
+    # negated keys, which every exporter writes (a stable argsort is not).
+    _, order = ops.top_k(-ops.where(mask, t, t + steps), steps)
+    return ops.cast(order, "int32")
+
+
+def restore_gathered(y, mask, zero_output_for_mask):
+    """Puts the outputs of rows run with their valid steps first
+    (`valid_steps_first`) back where Keras's generic loop puts them.
+
+    At a valid step, its own output; at a masked one, the last valid output
+    before it (zeros if `zero_output_for_mask`, and before the first one).
+    """
+    # Per step, the valid steps up to and including it.
+    counts = ops.cumsum(ops.cast(mask, "int32"), axis=1)
+    keep = counts > 0
+    if zero_output_for_mask:
+        keep = ops.logical_and(keep, mask)
+    out = gather_steps(y, ops.maximum(counts - 1, 0))
     return ops.where(ops.expand_dims(keep, -1), out, ops.zeros_like(out))
 
 

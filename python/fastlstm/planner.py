@@ -262,21 +262,15 @@ def _decide(
             caps.export_format == "onnx",
         ),
         (
-            f"{backend}'s ONNX converter turns a fused LSTM traced in a graph "
-            "into one ONNX LSTM node (tf2onnx on TensorFlow does; torch.onnx "
-            "and jax2onnx do not)",
+            "the ONNX converter writes fastlstm's fused LSTM as one ONNX LSTM "
+            "node (tf2onnx does, in a traced graph, and torch.onnx's TorchScript "
+            "exporter, which Keras uses for a symbolic batch; jax2onnx and "
+            "torch.onnx's dynamo exporter do not)",
             caps.onnx_lstm,
         ),
     ]
-    onnx += shared
-    onnx += [
-        (
-            f"the mask has no holes (found {mask})"
-            + ("; a mask with holes runs the loop, behind an ONNX If" if mask == _sequence.RUNTIME else ""),
-            no_holes,
-        ),
-        (f"the dtype is float32 (found {dtype})", dtype == "float32"),
-    ]
+    # Any mask: each row's valid steps are gathered to the front.
+    onnx += shared + [(f"the dtype is float32 (found {dtype})", dtype == "float32")]
     reasons = tuple(Requirement("cudnn", t, h) for t, h in cudnn) + tuple(
         Requirement("native", t, h) for t, h in native
     )
@@ -301,10 +295,12 @@ def _decide(
         if bf16_products:
             why += "; bfloat16 matrix products (this CPU has AMX or AVX512-BF16)"
     elif all(h for _, h in onnx):
-        kernel, why = "onnx", (
-            "every requirement of an ONNX LSTM node holds; each row's valid "
-            "steps are rotated to the front and run for its length"
-        )
+        kernel, why = "onnx", "every requirement of an ONNX LSTM node holds"
+        if mask not in (_sequence.NO_MASK, _sequence.ALL_VALID):
+            why += (
+                "; each row's valid steps, gathered to the front, run for their "
+                "number (a masked step changes no state: holes too)"
+            )
     elif unroll:
         kernel, why = "unrolled", "unroll=True asks for an unrolled recurrence"
     else:

@@ -21,8 +21,9 @@ HERE = ["loop", "unrolled", "cudnn", "native"] if MODULE.capabilities().device =
 
 
 # The onnx kernel where the backend's ONNX converter makes one ONNX LSTM node
-# of its fused LSTM (TensorFlow's tf2onnx); it runs only in an export.
-ONNX = ["onnx"] if BACKEND == "tensorflow" else []
+# of its fused LSTM (tf2onnx; torch.onnx's TorchScript exporter); it runs
+# only in an export.
+ONNX = ["onnx"] if BACKEND in ("tensorflow", "torch") else []
 
 
 def test_module_provides_every_member_of_the_protocol():

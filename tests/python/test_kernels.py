@@ -62,6 +62,38 @@ def test_each_kernel_called_directly_matches_keras(name, mask_kind):
     np.testing.assert_allclose(to_numpy(result.last), expected[0][:, -1], atol=2e-5)
 
 
+@pytest.mark.parametrize("mask_kind", ["holes", "empty", "left", "right"])
+def test_rows_run_on_their_valid_steps_gathered_give_kerass_numbers_holes_too(mask_kind):
+    """What the onnx kernel does with any mask (kernels._fused,
+    gathers_valid_steps): each row's valid steps, gathered to the front,
+    run for their number, and the outputs go back where Keras's loop puts
+    them. Here the front-aligned LSTM is the compiled kernel on right-padded
+    rows."""
+    from fastlstm.kernels import _fused
+
+    x, h0, c0, layer, ref, mask = setup(mask_kind)
+
+    def right_padded(x, h0, c0, weights, starts, lengths, need_outputs):
+        assert starts is None
+        rows = ops.arange(T, dtype="int32")[None, :] < lengths[:, None]
+        options = kernels.Options(
+            activations.tanh, activations.sigmoid, True, True, _sequence.RIGHT_PADDED
+        )
+        result = MODULE.KERNELS["native"](x, h0, c0, weights, rows, kernels.Dropout(), options)
+        return result.outputs, result.h, result.c
+
+    gathered = _fused.fused_kernel(
+        right_padded, ("float32",), reads_spans=False, gathers_valid_steps=True
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(MODULE.KERNELS, "gathered", kernels.contract(gathered))
+        result = call_kernel("gathered", layer, x, h0, c0, mask)
+    expected = forward(ref, x, mask, [h0, c0])
+    for got, want in zip([result.outputs, result.h, result.c], expected):
+        np.testing.assert_allclose(to_numpy(got), want, atol=2e-5)
+    np.testing.assert_allclose(to_numpy(result.last), expected[0][:, -1], atol=2e-5)
+
+
 def test_rotation_round_trip():
     x = np.arange(B * T * 2, dtype="float32").reshape(B, T, 2)
     mask = make_mask("left", B, T, seed=5)

@@ -19,8 +19,9 @@ with Keras's generic semantics (`fastlstm.equations`). A backend module
 5. native binding: `native`, the compiled kernel;
 6. ONNX export: `onnx`, where the backend's ONNX converter turns its fused
    LSTM into one ONNX `LSTM` node (`Capabilities.onnx_lstm`: TensorFlow's
-   tf2onnx does; torch.onnx and jax2onnx have no such op to convert, and
-   their modules end at section 5);
+   tf2onnx does, from cuDNN's op; torch.onnx's TorchScript exporter does,
+   from fastlstm's `fastlstm::onnx_lstm` op and its registered symbolic;
+   jax2onnx has no such op to convert, and JAX's module ends at section 5);
 
 and ends with `KERNELS`, the planner's kernel names mapped to its kernels.
 `run()` is how the layer calls the kernel a plan names; nothing outside this
@@ -49,8 +50,10 @@ SUMMARY = (
     "on a GPU, every backend runs cuDNN."
 )
 BACKENDS = ("tensorflow", "jax", "torch")
-# The planner's kernels that run a backend's fused LSTM on front-aligned rows.
-FUSED = ("cudnn", "native", "onnx")
+# The planner's kernels that run a backend's fused LSTM on rows without holes
+# (a mask known only at run time puts them behind a cond with the loop). The
+# onnx kernel takes every mask: it runs each row's valid steps gathered.
+FUSED = ("cudnn", "native")
 # Mixed precision's compute dtypes: a fused kernel that does not compute in
 # one of them computes it in float32 inside and returns the dtype it was
 # given (`kernels._fused`), so a mixed_float16 or mixed_bfloat16 policy keeps
@@ -149,7 +152,8 @@ class Capabilities:
             ...), where `exporting` is set and the exporter said.
         onnx_lstm: whether the backend's ONNX converter turns its fused LSTM
             into one ONNX `LSTM` node (the `onnx` kernel): tf2onnx does,
-            from cuDNN's op (`kernels._tf2onnx`).
+            from cuDNN's op (`kernels._tf2onnx`), and torch.onnx's
+            TorchScript exporter, from `fastlstm::onnx_lstm`.
     """
 
     backend: str

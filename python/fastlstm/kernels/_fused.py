@@ -15,7 +15,7 @@ from keras import ops
 from fastlstm import _sequence
 
 
-def fused_kernel(fused, dtypes, reads_spans, bf16_products=None):
+def fused_kernel(fused, dtypes, reads_spans, bf16_products=None, gathers_valid_steps=False):
     """The `Kernel` that runs `fused` on the rows' valid spans.
 
     `fused(x, h0, c0, weights, starts, lengths, need_outputs)` returns
@@ -26,6 +26,11 @@ def fused_kernel(fused, dtypes, reads_spans, bf16_products=None):
     `lengths` None means every step is valid. With `reads_spans` False,
     `fused` takes front-aligned rows (`starts` None): the rows are rotated
     to the front first.
+
+    With `gathers_valid_steps`, `fused` takes front-aligned rows and each
+    row's valid steps are gathered to the front, in order, whatever the
+    mask: holes too, since a masked step changes no state
+    (`_sequence.valid_steps_first`).
 
     `dtypes` are those `fused` computes in; calls in another (mixed
     precision's float16 or bfloat16: the planner sends no other) compute in
@@ -68,6 +73,8 @@ def fused_kernel(fused, dtypes, reads_spans, bf16_products=None):
         if options.layout in (_sequence.NO_MASK, _sequence.ALL_VALID):
             y, h, c = fused(x, h0, c0, weights, None, None, rs)
             return h, (y if rs else None), h, c
+        if gathers_valid_steps:
+            return gathered(fused, x, h0, c0, weights, mask, options)
         starts, lengths = _sequence.valid_span(mask)
         spans_at = starts
         if not reads_spans:
@@ -75,6 +82,26 @@ def fused_kernel(fused, dtypes, reads_spans, bf16_products=None):
             if options.layout != _sequence.RIGHT_PADDED:
                 x = _sequence.rotate_to_front(x, starts)
         y, h, c = fused(x, h0, c0, weights, spans_at, lengths, rs)
+        last, h, c = states(h, c, h0, c0, lengths, mask, options)
+        outputs = None
+        if rs:
+            outputs = _sequence.restore_outputs(
+                y, starts, lengths, options.zero_output_for_mask
+            )
+        return last, outputs, h, c
+
+    def gathered(fused, x, h0, c0, weights, mask, options):
+        # Each row's valid steps, front-aligned, for as many steps as it has.
+        x = _sequence.gather_steps(x, _sequence.valid_steps_first(mask))
+        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
+        y, h, c = fused(x, h0, c0, weights, None, lengths, options.return_sequences)
+        last, h, c = states(h, c, h0, c0, lengths, mask, options)
+        outputs = None
+        if options.return_sequences:
+            outputs = _sequence.restore_gathered(y, mask, options.zero_output_for_mask)
+        return last, outputs, h, c
+
+    def states(h, c, h0, c0, lengths, mask, options):
         nonempty = ops.expand_dims(lengths > 0, 1)
         h = ops.where(nonempty, h, h0)
         c = ops.where(nonempty, c, c0)
@@ -83,13 +110,7 @@ def fused_kernel(fused, dtypes, reads_spans, bf16_products=None):
         keep_last = nonempty
         if options.zero_output_for_mask:
             keep_last = ops.logical_and(keep_last, mask[:, -1:])
-        last = ops.where(keep_last, h, ops.zeros_like(h))
-        outputs = None
-        if rs:
-            outputs = _sequence.restore_outputs(
-                y, starts, lengths, options.zero_output_for_mask
-            )
-        return last, outputs, h, c
+        return ops.where(keep_last, h, ops.zeros_like(h)), h, c
 
     kernel.__name__ = getattr(fused, "__name__", "fused")
     kernel.__doc__ = fused.__doc__

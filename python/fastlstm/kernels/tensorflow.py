@@ -410,12 +410,15 @@ native = _onednn.native_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES)
 def _onnx_lstm(x, h0, c0, weights, starts, lengths, need_outputs):
     """cuDNN's LSTM op on front-aligned rows, traced only for tf2onnx, which
     converts it into one ONNX `LSTM` node with `sequence_lens`
-    (`kernels._tf2onnx`); TensorFlow never runs it."""
+    (`kernels._tf2onnx`); TensorFlow never runs it. Each row's valid steps
+    are gathered to the front, whatever the mask (holes too)."""
     _tf2onnx.register()
     return _cudnn_lstm(x, h0, c0, weights, starts, lengths, need_outputs)
 
 
-onnx = _fused.fused_kernel(_onnx_lstm, ("float32",), reads_spans=False)
+onnx = _fused.fused_kernel(
+    _onnx_lstm, ("float32",), reads_spans=False, gathers_valid_steps=True
+)
 
 KERNELS = kernel_table(
     loop=loop, unrolled=unrolled, cudnn=cudnn, native=native, onnx=onnx

@@ -8,11 +8,16 @@ import ctypes
 import functools
 
 import torch
+from keras import activations
 
+from fastlstm import _sequence
 from fastlstm import equations
 from fastlstm import export
 from fastlstm.kernels import CUDNN_DTYPES
 from fastlstm.kernels import Capabilities
+from fastlstm.kernels import Dropout
+from fastlstm.kernels import Options
+from fastlstm.kernels import Weights
 from fastlstm.kernels import _compiled
 from fastlstm.kernels import _fused
 from fastlstm.kernels import _loop
@@ -44,6 +49,9 @@ def capabilities():
         native_min_batch=1,
         exporting=_exporting(),
         export_format=_export_format(),
+        # torch.onnx's TorchScript exporter (a jit trace) writes fastlstm's
+        # ONNX op as an LSTM node (section 6); its dynamo exporter cannot.
+        onnx_lstm=_jit_tracing(),
         compiling="torch.compile" if torch.compiler.is_compiling() else "",
     )
 
@@ -75,7 +83,13 @@ def _exporting():
 
 @torch.compiler.assume_constant_result
 def _export_format():
-    return export.current_format()
+    # torch.onnx.export called directly says so by its flag.
+    return export.current_format() or ("onnx" if torch.onnx.is_in_onnx_export() else "")
+
+
+@torch.compiler.assume_constant_result
+def _jit_tracing():
+    return torch.jit.is_tracing()
 
 
 def setup():
@@ -440,4 +454,97 @@ def _onednn_lstm(x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, nee
 
 native = _onednn.native_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES)
 
-KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)
+
+# ---------------------------------------------------------------------------
+# 6. ONNX export
+# ---------------------------------------------------------------------------
+#
+# torch.onnx's TorchScript exporter (Keras's for a symbolic batch) writes a
+# custom op as the ONNX nodes its registered symbolic makes: fastlstm's
+# front-aligned LSTM becomes one ONNX LSTM node with sequence_lens.
+
+# Keras's gates (i, f, c, o) in ONNX's order (i, o, f, c).
+_ONNX_GATES = [0, 3, 1, 2]
+# ONNX's int32, the dtype of `sequence_lens`.
+_ONNX_INT32 = 6
+
+
+@torch.library.custom_op("fastlstm::onnx_lstm", mutates_args=())
+def _onnx_op(
+    x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
+    recurrent_kernel: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Front-aligned rows run for their lengths: outputs (zeros past a
+    row's length) and the states after its last step. Run by the tracer
+    only; the artifact holds ONNX's LSTM in its place."""
+    rows = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+    options = Options(
+        activations.tanh, activations.sigmoid, return_sequences=True,
+        zero_output_for_mask=True, layout=_sequence.RIGHT_PADDED,
+    )
+    weights = Weights(kernel, recurrent_kernel, bias)
+    _, outputs, h, c = loop(x, h0, c0, weights, rows, Dropout(), options)
+    return outputs, h, c
+
+
+@_onnx_op.register_fake
+def _onnx_fake(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
+    return (
+        x.new_empty((x.shape[0], x.shape[1], h0.shape[1])),
+        h0.new_empty(h0.shape),
+        c0.new_empty(c0.shape),
+    )
+
+
+def _onnx_symbolic(g, x, h0, c0, kernel, recurrent_kernel, bias, lengths):
+    """The ONNX nodes of `_onnx_op` (opset 13 and above)."""
+    from torch.onnx import symbolic_helper
+
+    features, units4 = symbolic_helper._get_tensor_sizes(kernel)
+    units = units4 // 4
+    const = lambda value: g.op("Constant", value_t=torch.tensor(value, dtype=torch.int64))
+
+    def gates(w, shape, axis):
+        # `w`'s gates (on `axis` of `shape`) in ONNX's order, `w` as before.
+        ordered = g.op("Gather", g.op("Reshape", w, const(shape)), const(_ONNX_GATES), axis_i=axis)
+        return g.op("Reshape", ordered, const([-1, units4]))
+
+    # ONNX's W and R are (directions, 4 * units, in): Keras's transposed.
+    w, r = (
+        g.op("Unsqueeze", g.op("Transpose", gates(m, [rows, 4, units], 1), perm_i=[1, 0]), const([0]))
+        for m, rows in ((kernel, features), (recurrent_kernel, units))
+    )
+    # ONNX's B is the input biases, then the recurrent ones (zeros here).
+    b = gates(bias, [4, units], 0)
+    b = g.op("Concat", b, g.op("Sub", b, b), axis_i=1)
+    major = lambda t: g.op("Transpose", t, perm_i=[1, 0, 2])
+    state = lambda t: g.op("Unsqueeze", t, const([0]))
+    y, h, c = g.op(
+        "LSTM", major(x), w, r, b, g.op("Cast", lengths, to_i=_ONNX_INT32), state(h0), state(c0),
+        hidden_size_i=units, outputs=3,
+    )
+    squeeze = lambda t, axis: g.op("Squeeze", t, const([axis]))
+    return major(squeeze(y, 1)), squeeze(h, 0), squeeze(c, 0)
+
+
+torch.onnx.register_custom_op_symbolic("fastlstm::onnx_lstm", _onnx_symbolic, 13)
+
+
+def _onnx_lstm(x, h0, c0, weights, starts, lengths, need_outputs):
+    """`_onnx_op` on front-aligned rows (each row's valid steps gathered)."""
+    del starts, need_outputs  # front-aligned rows; the outputs are cheap
+    kernel, recurrent_kernel, bias = weights
+    if bias is None:
+        bias = kernel.new_zeros((kernel.shape[1],))
+    if lengths is None:
+        lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int32)
+    return _onnx_op(x, h0, c0, kernel, recurrent_kernel, bias, lengths.to(torch.int32))
+
+
+onnx = _fused.fused_kernel(
+    _onnx_lstm, ("float32",), reads_spans=False, gathers_valid_steps=True
+)
+
+KERNELS = kernel_table(
+    loop=loop, unrolled=unrolled, cudnn=cudnn, native=native, onnx=onnx
+)
