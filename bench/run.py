@@ -24,9 +24,10 @@ other by up to 3x. It uses the same weights
 bias_hh = 0) and a torch.nn.Linear head; for left-padded input it rotates
 rows to the front and packs them (pack_padded_sequence), inside the timing.
 
-In the TensorFlow process, the S, M and TEXT models are also exported with
-model.export(format="onnx") (tf2onnx), with each LSTM, and the two files
-timed in onnxruntime (`--shapes ONNX` alone).
+In the TensorFlow and PyTorch processes, the S, M and TEXT models (with a
+symbolic batch) are also exported with model.export(format="onnx")
+(tf2onnx; torch.onnx's TorchScript exporter), with each LSTM, and the two
+files timed in onnxruntime (`--shapes ONNX` alone).
 
 Results: a table on stdout and, in bench/results/, `<device>.json`,
 `<device>.md` and `<device>.png` (the ratios as bars). `--quick` writes the
@@ -163,20 +164,22 @@ def padded_batch(shape, masked, seed, text=False):
     return x, y, pads
 
 
-def build_model(layer_cls, shape, masked, text=False, policy=None):
+def build_model(layer_cls, shape, masked, text=False, policy=None, symbolic_batch=False):
     """The benchmark's model; `policy` (e.g. "mixed_bfloat16") for its LSTM
-    and Dense layers, else Keras's global one."""
+    and Dense layers, else Keras's global one; `symbolic_batch` for a model
+    that takes any batch size (as an export for serving does)."""
     import keras
 
     _, t, i, u = shape
+    batch = None if symbolic_batch else shape[0]
     if text:
-        inp = keras.Input((t,), batch_size=shape[0], dtype="int32")
+        inp = keras.Input((t,), batch_size=batch, dtype="int32")
         h = keras.layers.Embedding(VOCABULARY, i, mask_zero=True)(inp)
         h = keras.layers.Bidirectional(layer_cls(u))(h)
         model = keras.Model(inp, keras.layers.Dense(1)(h))
         model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
         return model
-    inp = keras.Input((t, i), batch_size=shape[0])
+    inp = keras.Input((t, i), batch_size=batch)
     h = keras.layers.Masking(0.0)(inp) if masked else inp
     h = layer_cls(u, dtype=policy)(h)
     out = keras.layers.Dense(1, dtype=policy)(h)
@@ -409,13 +412,15 @@ def fmt_mixed(records):
     return "\n".join(rows)
 
 
-# ONNX: Keras's ONNX export (tf2onnx) of the benchmark's model with
-# keras.layers.LSTM and with fastlstm.LSTM, each run in onnxruntime on this
-# CPU, unmasked and left-padded (`--shapes ONNX` alone).
+# ONNX: Keras's ONNX export (tf2onnx on TensorFlow, torch.onnx on PyTorch)
+# of the benchmark's model, with a symbolic batch, with keras.layers.LSTM and
+# with fastlstm.LSTM, each run in onnxruntime on this CPU, unmasked and
+# left-padded (`--shapes ONNX` alone).
 ONNX_SHAPES = ("S", "M", "TEXT")
+ONNX_BACKENDS = ("tensorflow", "torch")
 
 
-def onnx_records(quick):
+def onnx_records(backend, quick):
     import tempfile
     import warnings
 
@@ -442,23 +447,23 @@ def onnx_records(quick):
             x, _, _ = padded_batch(shape, masked, seed=1, text=text)
             keras.utils.set_random_seed(0)
             models = {
-                "keras": build_model(keras.layers.LSTM, shape, masked, text),
-                "fastlstm": build_model(fastlstm.LSTM, shape, masked, text),
+                "keras": build_model(keras.layers.LSTM, shape, masked, text, symbolic_batch=True),
+                "fastlstm": build_model(fastlstm.LSTM, shape, masked, text, symbolic_batch=True),
             }
             models["fastlstm"].set_weights(models["keras"].get_weights())
             # model(x): Keras's ONNX export wants a model that was called.
-            want = np.asarray(models["keras"](x))
+            want = keras.ops.convert_to_numpy(models["keras"](x))
             models["fastlstm"](x)
             sessions, nodes = {}, {}
             for name, model in models.items():
-                path = os.path.join(folder, f"{shape_name}-{masked}-{name}.onnx")
+                path = os.path.join(folder, f"{backend}-{shape_name}-{masked}-{name}.onnx")
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     model.export(path, format="onnx", verbose=False)
                 found = ops(onnx.load(path).graph)
                 nodes[name] = ", ".join(
-                    f"{found.count(op)} {op}" for op in ("LSTM", "Loop", "If") if op in found
-                )
+                    f"{found.count(op)} {op}" for op in ("LSTM", "Loop", "Scan", "If") if op in found
+                ) or f"{len(found)} nodes, the steps unrolled"
                 sessions[name] = onnxruntime.InferenceSession(path)
             feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
             got = {k: s.run(None, feeds[k])[0] for k, s in sessions.items()}
@@ -467,7 +472,7 @@ def onnx_records(quick):
             fns = {k: (lambda s=s, f=feeds[k]: s.run(None, f)) for k, s in sessions.items()}
             med, raw = time_interleaved(fns, QUICK_REPEATS if quick else REPEATS[shape_name])
             rec = {
-                "shape": shape_name, "masked": masked, "nodes": nodes,
+                "backend": backend, "shape": shape_name, "masked": masked, "nodes": nodes,
                 "ms": {k: v * 1e3 for k, v in med.items()},
                 "raw_ms": {k: [v * 1e3 for v in r] for k, r in raw.items()},
                 "ratio": med["fastlstm"] / med["keras"],
@@ -475,7 +480,7 @@ def onnx_records(quick):
             }
             records.append(rec)
             print(
-                f"[onnxruntime] {shape_name} {'left-padded' if masked else 'unmasked'}: "
+                f"[onnxruntime, {backend}] {shape_name} {'left-padded' if masked else 'unmasked'}: "
                 + "  ".join(f"{k} {v:8.2f} ms ({nodes[k]})" for k, v in rec["ms"].items())
                 + f"  ratio {rec['ratio']:.2f}",
                 flush=True,
@@ -492,13 +497,13 @@ def onnx_version():
 
 def fmt_onnx(records):
     rows = [
-        "| shape | mask | keras.layers.LSTM (ms) | its ONNX nodes | fastlstm.LSTM (ms) | "
+        "| backend | shape | mask | keras.layers.LSTM (ms) | its ONNX nodes | fastlstm.LSTM (ms) | "
         "its ONNX nodes | fastlstm / keras |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         rows.append(
-            f"| {r['shape']} | {'left-padded' if r['masked'] else 'none'} | "
+            f"| {r['backend']} | {r['shape']} | {'left-padded' if r['masked'] else 'none'} | "
             f"{r['ms']['keras']:.2f} | {r['nodes']['keras']} | {r['ms']['fastlstm']:.2f} | "
             f"{r['nodes']['fastlstm']} | {r['ratio']:.2f} |"
         )
@@ -522,8 +527,8 @@ def worker(backend, quick, out_path, only=None):
     if device == "cpu" and (only is None or "MIXED" in only):
         mixed = mixed_precision_records(backend, device, quick)
     onnx = []
-    if backend == "tensorflow" and (only is None or "ONNX" in only):
-        onnx = onnx_records(quick)
+    if backend in ONNX_BACKENDS and (only is None or "ONNX" in only):
+        onnx = onnx_records(backend, quick)
     peak = None
     if device == "gpu":
         peak = device_peak(backend)
@@ -774,7 +779,7 @@ def main():
     ap.add_argument(
         "--shapes", default=None,
         help="comma-separated subset of S,M,L1,LONG,TEXT,MIXED (mixed_bfloat16 at M),"
-        " ONNX (onnxruntime, TensorFlow's export)",
+        " ONNX (onnxruntime; TensorFlow's and PyTorch's exports)",
     )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -858,8 +863,9 @@ def main():
         )
     if onnx:
         table += (
-            "\n\nONNX: Keras's `model.export(format=\"onnx\")` on TensorFlow (tf2onnx) "
-            "of the same model with each LSTM, run in onnxruntime "
+            "\n\nONNX: Keras's `model.export(format=\"onnx\")` (tf2onnx on TensorFlow, "
+            "torch.onnx on PyTorch) of the same model with each LSTM, a symbolic batch, "
+            "run in onnxruntime "
             f"{onnx_version()} on this CPU (ms per batch; time ratio):\n\n"
             + fmt_onnx(onnx)
         )
