@@ -263,9 +263,8 @@ def _decide(
         ),
         (
             "the ONNX converter writes fastlstm's fused LSTM as one ONNX LSTM "
-            "node (tf2onnx does, in a traced graph, and torch.onnx's TorchScript "
-            "exporter, which Keras uses for a symbolic batch; jax2onnx and "
-            "torch.onnx's dynamo exporter do not)",
+            "node (tf2onnx does, in a traced graph, and torch.onnx's exporters, "
+            "TorchScript's and dynamo's; jax2onnx does not)",
             caps.onnx_lstm,
         ),
     ]

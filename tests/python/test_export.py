@@ -204,8 +204,8 @@ def test_onnx_file_runs_in_onnxruntime_with_kerass_numbers(tmp_path, mask_kind, 
     lstms = 2 if layer == "Bidirectional" else 1
     if BACKEND in ("tensorflow", "torch"):
         # tf2onnx, and torch.onnx's TorchScript exporter (Keras's for a
-        # symbolic batch), write each LSTM layer as one ONNX LSTM node,
-        # whatever the mask: no loop is left in the file.
+        # symbolic batch; dynamo's: below), write each LSTM layer as one ONNX
+        # LSTM node, whatever the mask: no loop is left in the file.
         assert plans and all(p.kernel == "onnx" for p in plans), [p.kernel for p in plans]
         assert ops.count("LSTM") == lstms, ops
         assert not {"Loop", "Scan", "If"} & set(ops), ops
@@ -218,6 +218,37 @@ def test_onnx_file_runs_in_onnxruntime_with_kerass_numbers(tmp_path, mask_kind, 
     # The batch stays symbolic: the file runs on another number of rows.
     got = session.run(None, {session.get_inputs()[0].name: x[3:]})[0]
     np.testing.assert_allclose(got, want[3:], atol=1e-5)
+
+
+if BACKEND == "torch":
+
+    @pytest.mark.parametrize("layer", list(LAYERS))
+    @pytest.mark.parametrize("mask_kind", MASKS + ["empty"])
+    def test_torch_onnx_dynamo_exporter_writes_one_lstm_node_with_kerass_numbers(
+        tmp_path, mask_kind, layer
+    ):
+        """torch.onnx.export(dynamo=True), called directly (Keras's
+        model.export uses it for a fixed batch, TorchScript's exporter for a
+        symbolic one): the same ONNX LSTM node per layer, every mask."""
+        import onnx
+        import onnxruntime
+        import torch
+
+        model, x, want = case(mask_kind, layer)
+        path = str(tmp_path / "model.onnx")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            plans = planned_while(
+                lambda: torch.onnx.export(model, (torch.tensor(x),), path, dynamo=True, verbose=False)
+            )
+        assert plans and all(p.kernel == "onnx" for p in plans), [p.kernel for p in plans]
+        assert "(found: traced by torch.onnx.export)" in str(plans[-1])
+        ops = onnx_ops(onnx.load(path).graph)
+        assert ops.count("LSTM") == (2 if layer == "Bidirectional" else 1), ops
+        assert not {"Loop", "Scan", "If"} & set(ops), ops
+        session = onnxruntime.InferenceSession(path)
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 if BACKEND == "jax":

@@ -21,7 +21,7 @@ HERE = ["loop", "unrolled", "cudnn", "native"] if MODULE.capabilities().device =
 
 
 # The onnx kernel where the backend's ONNX converter makes one ONNX LSTM node
-# of its fused LSTM (tf2onnx; torch.onnx's TorchScript exporter); it runs
+# of its fused LSTM (tf2onnx; torch.onnx's exporters); it runs
 # only in an export.
 ONNX = ["onnx"] if BACKEND in ("tensorflow", "torch") else []
 

@@ -135,9 +135,8 @@ def test_an_onnx_export_carries_one_onnx_lstm_node_for_any_mask(device, mask):
         (
             dict(onnx_lstm=False, backend="jax"),
             "the ONNX converter writes fastlstm's fused LSTM as one ONNX LSTM node "
-            "(tf2onnx does, in a traced graph, and torch.onnx's TorchScript exporter, "
-            "which Keras uses for a symbolic batch; jax2onnx and torch.onnx's dynamo "
-            "exporter do not)",
+            "(tf2onnx does, in a traced graph, and torch.onnx's exporters, "
+            "TorchScript's and dynamo's; jax2onnx does not)",
         ),
         (
             dict(exporting="model.export(format='tf_saved_model')", export_format="tf_saved_model"),

@@ -19,8 +19,9 @@ with Keras's generic semantics (`fastlstm.equations`). A backend module
 5. native binding: `native`, the compiled kernel;
 6. ONNX export: `onnx`, where the backend's ONNX converter turns its fused
    LSTM into one ONNX `LSTM` node (`Capabilities.onnx_lstm`: TensorFlow's
-   tf2onnx does, from cuDNN's op; torch.onnx's TorchScript exporter does,
-   from fastlstm's `fastlstm::onnx_lstm` op and its registered symbolic;
+   tf2onnx does, from cuDNN's op; torch.onnx's exporters do, from
+   `torch.onnx.ops.symbolic_multi_out` (dynamo's) or fastlstm's
+   `fastlstm::onnx_lstm` op and its registered symbolic (TorchScript's);
    jax2onnx has no such op to convert, and JAX's module ends at section 5);
 
 and ends with `KERNELS`, the planner's kernel names mapped to its kernels.
@@ -152,8 +153,8 @@ class Capabilities:
             ...), where `exporting` is set and the exporter said.
         onnx_lstm: whether the backend's ONNX converter turns its fused LSTM
             into one ONNX `LSTM` node (the `onnx` kernel): tf2onnx does,
-            from cuDNN's op (`kernels._tf2onnx`), and torch.onnx's
-            TorchScript exporter, from `fastlstm::onnx_lstm`.
+            from cuDNN's op (`kernels._tf2onnx`), and both of torch.onnx's
+            exporters (`kernels.torch`, section 6).
     """
 
     backend: str

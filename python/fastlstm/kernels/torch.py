@@ -49,9 +49,9 @@ def capabilities():
         native_min_batch=1,
         exporting=_exporting(),
         export_format=_export_format(),
-        # torch.onnx's TorchScript exporter (a jit trace) writes fastlstm's
-        # ONNX op as an LSTM node (section 6); its dynamo exporter cannot.
-        onnx_lstm=_jit_tracing(),
+        # Both of torch.onnx's exporters, TorchScript's (a jit trace) and
+        # dynamo's (torch.export), write an ONNX LSTM node (section 6).
+        onnx_lstm=_onnx_tracing(),
         compiling="torch.compile" if torch.compiler.is_compiling() else "",
     )
 
@@ -88,8 +88,8 @@ def _export_format():
 
 
 @torch.compiler.assume_constant_result
-def _jit_tracing():
-    return torch.jit.is_tracing()
+def _onnx_tracing():
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
 
 
 def setup():
@@ -459,86 +459,97 @@ native = _onednn.native_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES)
 # 6. ONNX export
 # ---------------------------------------------------------------------------
 #
-# torch.onnx's TorchScript exporter (Keras's for a symbolic batch) writes a
-# custom op as the ONNX nodes its registered symbolic makes: fastlstm's
-# front-aligned LSTM becomes one ONNX LSTM node with sequence_lens.
+# Both of torch.onnx's exporters write fastlstm's front-aligned LSTM as one
+# ONNX LSTM node with sequence_lens. The weights are put in ONNX's layout by
+# torch ops (which the exporters fold into the file's constants); the node
+# is `torch.onnx.ops.symbolic_multi_out` for the dynamo exporter and the
+# custom op `fastlstm::onnx_lstm`, whose registered symbolic is the node,
+# for the TorchScript one (Keras's for a symbolic batch, and its fallback).
 
-# Keras's gates (i, f, c, o) in ONNX's order (i, o, f, c).
+# Keras's gates (i, f, c, o) in ONNX's order (i, o, f, c), and back.
 _ONNX_GATES = [0, 3, 1, 2]
-# ONNX's int32, the dtype of `sequence_lens`.
-_ONNX_INT32 = 6
+_KERAS_GATES = [0, 2, 3, 1]
+
+
+def _onnx_layout(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
+    """ONNX LSTM's inputs X (steps, batch, in), W and R (1, 4 * units,
+    in or units), B (1, 8 * units: the input biases, then the recurrent
+    ones, zeros here), sequence_lens (int32), initial_h and initial_c."""
+    units = recurrent_kernel.shape[0]
+
+    def gates(w):
+        rows = w.shape[0]
+        return w.reshape(rows, 4, units)[:, _ONNX_GATES].reshape(rows, 4 * units).T[None]
+
+    b = bias.reshape(4, units)[_ONNX_GATES].reshape(1, 4 * units)
+    return (
+        x.transpose(0, 1), gates(kernel), gates(recurrent_kernel),
+        torch.cat([b, torch.zeros_like(b)], 1), lengths.to(torch.int32), h0[None], c0[None],
+    )
 
 
 @torch.library.custom_op("fastlstm::onnx_lstm", mutates_args=())
 def _onnx_op(
-    x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor,
+    x: torch.Tensor, w: torch.Tensor, r: torch.Tensor, b: torch.Tensor,
+    lengths: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Front-aligned rows run for their lengths: outputs (zeros past a
-    row's length) and the states after its last step. Run by the tracer
-    only; the artifact holds ONNX's LSTM in its place."""
+    """ONNX's LSTM (its inputs and outputs, one direction): the loop on
+    front-aligned rows, zeros past a row's length. Run by the tracer only;
+    the file holds the node in its place."""
+    units = r.shape[2]
+
+    def keras_gates(m):
+        return m.reshape(4, units, -1)[_KERAS_GATES].reshape(4 * units, -1).T
+
+    kernel, recurrent_kernel = keras_gates(w[0]), keras_gates(r[0])
+    bias = keras_gates((b[0, : 4 * units] + b[0, 4 * units :])[:, None])[0]
+    x = x.transpose(0, 1)
     rows = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
     options = Options(
         activations.tanh, activations.sigmoid, return_sequences=True,
         zero_output_for_mask=True, layout=_sequence.RIGHT_PADDED,
     )
     weights = Weights(kernel, recurrent_kernel, bias)
-    _, outputs, h, c = loop(x, h0, c0, weights, rows, Dropout(), options)
-    return outputs, h, c
+    _, y, h, c = loop(x, h0[0], c0[0], weights, rows, Dropout(), options)
+    return y.transpose(0, 1)[:, None], h[None], c[None]
 
 
 @_onnx_op.register_fake
-def _onnx_fake(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
-    return (
-        x.new_empty((x.shape[0], x.shape[1], h0.shape[1])),
-        h0.new_empty(h0.shape),
-        c0.new_empty(c0.shape),
-    )
+def _onnx_fake(x, w, r, b, lengths, h0, c0):
+    steps, batch = x.shape[:2]
+    return x.new_empty((steps, 1, batch, r.shape[2])), h0.new_empty(h0.shape), c0.new_empty(c0.shape)
 
 
-def _onnx_symbolic(g, x, h0, c0, kernel, recurrent_kernel, bias, lengths):
-    """The ONNX nodes of `_onnx_op` (opset 13 and above)."""
+def _onnx_symbolic(g, x, w, r, b, lengths, h0, c0):
+    """`_onnx_op` as the ONNX node, for the TorchScript exporter."""
     from torch.onnx import symbolic_helper
 
-    features, units4 = symbolic_helper._get_tensor_sizes(kernel)
-    units = units4 // 4
-    const = lambda value: g.op("Constant", value_t=torch.tensor(value, dtype=torch.int64))
-
-    def gates(w, shape, axis):
-        # `w`'s gates (on `axis` of `shape`) in ONNX's order, `w` as before.
-        ordered = g.op("Gather", g.op("Reshape", w, const(shape)), const(_ONNX_GATES), axis_i=axis)
-        return g.op("Reshape", ordered, const([-1, units4]))
-
-    # ONNX's W and R are (directions, 4 * units, in): Keras's transposed.
-    w, r = (
-        g.op("Unsqueeze", g.op("Transpose", gates(m, [rows, 4, units], 1), perm_i=[1, 0]), const([0]))
-        for m, rows in ((kernel, features), (recurrent_kernel, units))
-    )
-    # ONNX's B is the input biases, then the recurrent ones (zeros here).
-    b = gates(bias, [4, units], 0)
-    b = g.op("Concat", b, g.op("Sub", b, b), axis_i=1)
-    major = lambda t: g.op("Transpose", t, perm_i=[1, 0, 2])
-    state = lambda t: g.op("Unsqueeze", t, const([0]))
-    y, h, c = g.op(
-        "LSTM", major(x), w, r, b, g.op("Cast", lengths, to_i=_ONNX_INT32), state(h0), state(c0),
-        hidden_size_i=units, outputs=3,
-    )
-    squeeze = lambda t, axis: g.op("Squeeze", t, const([axis]))
-    return major(squeeze(y, 1)), squeeze(h, 0), squeeze(c, 0)
+    units = symbolic_helper._get_tensor_sizes(r)[2]
+    return g.op("LSTM", x, w, r, b, lengths, h0, c0, hidden_size_i=units, outputs=3)
 
 
 torch.onnx.register_custom_op_symbolic("fastlstm::onnx_lstm", _onnx_symbolic, 13)
 
 
 def _onnx_lstm(x, h0, c0, weights, starts, lengths, need_outputs):
-    """`_onnx_op` on front-aligned rows (each row's valid steps gathered)."""
+    """One ONNX LSTM node on front-aligned rows (each row's valid steps
+    gathered to the front)."""
     del starts, need_outputs  # front-aligned rows; the outputs are cheap
     kernel, recurrent_kernel, bias = weights
     if bias is None:
         bias = kernel.new_zeros((kernel.shape[1],))
     if lengths is None:
         lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int32)
-    return _onnx_op(x, h0, c0, kernel, recurrent_kernel, bias, lengths.to(torch.int32))
+    inputs = _onnx_layout(x, h0, c0, kernel, recurrent_kernel, bias, lengths)
+    if torch.jit.is_tracing():
+        y, h, c = _onnx_op(*inputs)
+    else:  # the dynamo exporter
+        units, (steps, batch) = recurrent_kernel.shape[0], x.shape[1::-1]
+        y, h, c = torch.onnx.ops.symbolic_multi_out(
+            "LSTM", inputs, {"hidden_size": units}, dtypes=(x.dtype,) * 3,
+            shapes=((steps, 1, batch, units), (1, batch, units), (1, batch, units)),
+        )
+    return y[:, 0].transpose(0, 1), h[0], c[0]
 
 
 onnx = _fused.fused_kernel(
