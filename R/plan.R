@@ -2,7 +2,7 @@
 #'
 #' `lstm_plan()` asks fastlstm which kernel a call of `layer` on `inputs`
 #' would run (`"cudnn"`, `"native"`, `"onnx"`, `"loop"` or `"unrolled"`;
-#' `"onnx"` only in a call traced for an ONNX file on TensorFlow or PyTorch) and records
+#' `"onnx"` only in a call traced for an ONNX file) and records
 #' each requirement with whether it holds. It calls the Python function
 #' `fastlstm.plan()` and runs nothing.
 #'

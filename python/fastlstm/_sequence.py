@@ -87,8 +87,21 @@ def valid_span(mask):
 
 
 def _inside(steps, starts, lengths):
-    rel = ops.arange(steps, dtype="int32")[None, :] - starts[:, None]
+    rel = positions(steps)[None, :] - starts[:, None]
     return ops.logical_and(rel >= 0, rel < lengths[:, None])
+
+
+def positions(steps):
+    """0, 1, ..., steps - 1 (int32). Start, stop and step are all given:
+    jax2onnx's arange takes no other form."""
+    return ops.arange(0, steps, 1, dtype="int32")
+
+
+def row_numbers(x):
+    """Each row's number, as a `(batch, 1)` int32 column, for `x (batch,
+    ...)`: a cumulative sum, not an arange, since the batch may be symbolic
+    (an export for any batch size, which jax2onnx's arange cannot take)."""
+    return ops.cumsum(ops.ones_like(x[:, :1], dtype="int32"), axis=0) - 1
 
 
 def gather_steps(x, index):
@@ -101,16 +114,17 @@ def gather_steps(x, index):
     8.8 ms for a (64, 100, 128) batch, against 1 to 1.8 ms for the rows).
     """
     shape = ops.shape(x)
-    rows = ops.arange(shape[0], dtype="int32")[:, None] * shape[1] + index
+    rows = row_numbers(index) * shape[1] + index
     flat = ops.reshape(x, (-1, shape[2]))
     taken = ops.take(flat, ops.reshape(rows, (-1,)), axis=0)
-    return ops.reshape(taken, (shape[0], ops.shape(index)[1], shape[2]))
+    # -1, not the batch: a symbolic one is no number to jax2onnx's reshape.
+    return ops.reshape(taken, (-1, ops.shape(index)[1], shape[2]))
 
 
 def rotate_to_front(x, starts):
     """Rotates each row of `x (batch, time, features)` left by `starts`."""
     steps = ops.shape(x)[1]
-    index = (ops.arange(steps, dtype="int32")[None, :] + starts[:, None]) % steps
+    index = (positions(steps)[None, :] + starts[:, None]) % steps
     return gather_steps(x, index)
 
 
@@ -121,7 +135,7 @@ def restore_outputs(y, starts, lengths, zero_output_for_mask):
     after it, the last valid output repeated (zeros if `zero_output_for_mask`).
     """
     steps = ops.shape(y)[1]
-    rel = ops.arange(steps, dtype="int32")[None, :] - starts[:, None]
+    rel = positions(steps)[None, :] - starts[:, None]
     inside = ops.logical_and(rel >= 0, rel < lengths[:, None])
     if zero_output_for_mask:
         keep = inside
@@ -141,7 +155,7 @@ def valid_steps_first(mask):
     of them, holes included (`restore_gathered` puts the outputs back).
     """
     steps = ops.shape(mask)[1]
-    t = ops.arange(steps, dtype="int32")[None, :]
+    t = positions(steps)[None, :]
     # The steps by ascending key, the valid ones first; a top-k of the
     # negated keys, which every exporter writes (a stable argsort is not).
     _, order = ops.top_k(-ops.where(mask, t, t + steps), steps)

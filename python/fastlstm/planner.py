@@ -262,9 +262,9 @@ def _decide(
             caps.export_format == "onnx",
         ),
         (
-            "the ONNX converter writes fastlstm's fused LSTM as one ONNX LSTM "
-            "node (tf2onnx does, in a traced graph, and torch.onnx's exporters, "
-            "TorchScript's and dynamo's; jax2onnx does not)",
+            "the call is traced by a converter that writes fastlstm's fused LSTM "
+            "as one ONNX LSTM node (tf2onnx in a TensorFlow graph, torch.onnx's "
+            "exporters, jax2onnx)",
             caps.onnx_lstm,
         ),
     ]

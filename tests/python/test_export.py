@@ -202,16 +202,12 @@ def test_onnx_file_runs_in_onnxruntime_with_kerass_numbers(tmp_path, mask_kind, 
     assert "(found: traced by model.export(format='onnx'))" in str(plans[-1])
     ops = onnx_ops(onnx.load(path).graph)
     lstms = 2 if layer == "Bidirectional" else 1
-    if BACKEND in ("tensorflow", "torch"):
-        # tf2onnx, and torch.onnx's TorchScript exporter (Keras's for a
-        # symbolic batch; dynamo's: below), write each LSTM layer as one ONNX
-        # LSTM node, whatever the mask: no loop is left in the file.
-        assert plans and all(p.kernel == "onnx" for p in plans), [p.kernel for p in plans]
-        assert ops.count("LSTM") == lstms, ops
-        assert not {"Loop", "Scan", "If"} & set(ops), ops
-    else:
-        assert plans and all(p.kernel == "loop" for p in plans), [p.kernel for p in plans]
-        assert "LSTM" not in ops
+    # tf2onnx, torch.onnx's TorchScript exporter (Keras's for a symbolic
+    # batch; dynamo's: below) and jax2onnx write each LSTM layer as one ONNX
+    # LSTM node, whatever the mask: no loop is left in the file.
+    assert plans and all(p.kernel == "onnx" for p in plans), [p.kernel for p in plans]
+    assert ops.count("LSTM") == lstms, ops
+    assert not {"Loop", "Scan", "If"} & set(ops), ops
     session = onnxruntime.InferenceSession(path)
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, want, atol=1e-5)

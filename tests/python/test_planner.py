@@ -112,14 +112,14 @@ ONNX_EXPORT = dict(
 )
 
 
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
 @pytest.mark.parametrize("device", ["cpu", "gpu"])
 @pytest.mark.parametrize(
     "mask", [seq.NO_MASK, seq.RIGHT_PADDED, seq.LEFT_PADDED, seq.HOLES, seq.RUNTIME]
 )
-def test_an_onnx_export_carries_one_onnx_lstm_node_for_any_mask(device, mask):
-    """Where the backend's converter makes one (tf2onnx): rows with holes
-    too, since a masked step changes no state."""
-    plan = decide(backend="tensorflow", device=device, mask=mask, **ONNX_EXPORT)
+def test_an_onnx_export_carries_one_onnx_lstm_node_for_any_mask(backend, device, mask):
+    """Rows with holes too, since a masked step changes no state."""
+    plan = decide(backend=backend, device=device, mask=mask, **ONNX_EXPORT)
     assert plan.kernel == "onnx"
     assert plan.unmet("onnx") == []
     gathered = "each row's valid steps, gathered to the front, run for their number"
@@ -134,9 +134,9 @@ def test_an_onnx_export_carries_one_onnx_lstm_node_for_any_mask(device, mask):
         (dict(dtype="float64"), "the dtype is float32 (found float64)"),
         (
             dict(onnx_lstm=False, backend="jax"),
-            "the ONNX converter writes fastlstm's fused LSTM as one ONNX LSTM node "
-            "(tf2onnx does, in a traced graph, and torch.onnx's exporters, "
-            "TorchScript's and dynamo's; jax2onnx does not)",
+            "the call is traced by a converter that writes fastlstm's fused LSTM "
+            "as one ONNX LSTM node (tf2onnx in a TensorFlow graph, torch.onnx's "
+            "exporters, jax2onnx)",
         ),
         (
             dict(exporting="model.export(format='tf_saved_model')", export_format="tf_saved_model"),

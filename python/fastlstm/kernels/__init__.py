@@ -17,12 +17,13 @@ with Keras's generic semantics (`fastlstm.equations`). A backend module
 3. loop with written-out gradient: the standard LSTM, its gradient by hand;
 4. cuDNN: `cudnn`;
 5. native binding: `native`, the compiled kernel;
-6. ONNX export: `onnx`, where the backend's ONNX converter turns its fused
-   LSTM into one ONNX `LSTM` node (`Capabilities.onnx_lstm`: TensorFlow's
-   tf2onnx does, from cuDNN's op; torch.onnx's exporters do, from
-   `torch.onnx.ops.symbolic_multi_out` (dynamo's) or fastlstm's
-   `fastlstm::onnx_lstm` op and its registered symbolic (TorchScript's);
-   jax2onnx has no such op to convert, and JAX's module ends at section 5);
+6. ONNX export: `onnx`, an op that the backend's ONNX converter writes as
+   one ONNX `LSTM` node (`Capabilities.onnx_lstm`): cuDNN's op, for which
+   fastlstm adds a tf2onnx handler (`kernels._tf2onnx`);
+   `torch.onnx.ops.symbolic_multi_out` for torch.onnx's dynamo exporter and
+   the custom op `fastlstm::onnx_lstm` with a registered symbolic for its
+   TorchScript one; a JAX primitive with a jax2onnx plugin. The node's
+   inputs and what it computes are written once (`kernels._onnx`);
 
 and ends with `KERNELS`, the planner's kernel names mapped to its kernels.
 `run()` is how the layer calls the kernel a plan names; nothing outside this
@@ -151,10 +152,9 @@ class Capabilities:
             "torch.compile"), which carries every kernel; "" where none is.
         export_format: the format of the artifact being exported ("onnx",
             ...), where `exporting` is set and the exporter said.
-        onnx_lstm: whether the backend's ONNX converter turns its fused LSTM
-            into one ONNX `LSTM` node (the `onnx` kernel): tf2onnx does,
-            from cuDNN's op (`kernels._tf2onnx`), and both of torch.onnx's
-            exporters (`kernels.torch`, section 6).
+        onnx_lstm: whether this call is traced by an ONNX converter that
+            writes the `onnx` kernel as one ONNX `LSTM` node (tf2onnx in a
+            TensorFlow graph, torch.onnx's exporters, jax2onnx; section 6).
     """
 
     backend: str

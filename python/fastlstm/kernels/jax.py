@@ -7,6 +7,8 @@ import os
 
 import jax
 import jax.numpy as jnp
+from jax.extend import core as jax_core
+from jax.interpreters import mlir
 import numpy as np
 from fastlstm import equations
 from fastlstm import export
@@ -15,6 +17,7 @@ from fastlstm.kernels import Capabilities
 from fastlstm.kernels import _compiled
 from fastlstm.kernels import _fused
 from fastlstm.kernels import _loop
+from fastlstm.kernels import _onnx
 from fastlstm.kernels import _onednn
 from fastlstm.kernels import kernel_table
 
@@ -48,6 +51,8 @@ def capabilities():
         # jax.export and jax2tf leave no mark: fastlstm.exporting() says so.
         exporting=export.current(),
         export_format=export.current_format(),
+        # jax2onnx writes fastlstm's primitive as an LSTM node (section 6).
+        onnx_lstm=True,
     )
 
 
@@ -384,4 +389,74 @@ def _per_device_rows(run, args, outputs):
 
 native = _onednn.native_kernel(_native_lstm, _NATIVE_DTYPES)
 
-KERNELS = kernel_table(loop=loop, unrolled=unrolled, cudnn=cudnn, native=native)
+
+# ---------------------------------------------------------------------------
+# 6. ONNX export
+# ---------------------------------------------------------------------------
+#
+# jax2onnx writes each JAX primitive by a plugin: fastlstm's front-aligned
+# LSTM is a primitive of its own (what it computes: `kernels._onnx`, by the
+# loop, where something runs it) whose plugin writes one ONNX LSTM node with
+# sequence_lens. Its inputs are in ONNX's layout already.
+
+_onnx_primitive = jax_core.Primitive("fastlstm_onnx_lstm")
+_onnx_primitive.multiple_results = True
+_onnx_computed = functools.partial(_onnx.computed, loop)
+_onnx_primitive.def_impl(_onnx_computed)
+mlir.register_lowering(_onnx_primitive, mlir.lower_fun(_onnx_computed, multiple_results=True))
+
+
+@_onnx_primitive.def_abstract_eval
+def _onnx_shapes(x, w, r, b, lengths, h0, c0):
+    steps, batch, units = x.shape[0], x.shape[1], r.shape[2]
+    return (
+        jax.core.ShapedArray((steps, 1, batch, units), x.dtype),
+        jax.core.ShapedArray(h0.shape, h0.dtype),
+        jax.core.ShapedArray(c0.shape, c0.dtype),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _register_jax2onnx_plugin():
+    """Registers the primitive's jax2onnx plugin, once per process (a no-op
+    where jax2onnx is not installed: then nothing converts the program)."""
+    try:
+        from jax2onnx.plugins import plugin_system
+    except ImportError:
+        return False
+
+    @plugin_system.register_primitive(
+        jaxpr_primitive=_onnx_primitive.name, context="primitives.fastlstm",
+        component="onnx_lstm", since="fastlstm", testcases=[],
+    )
+    class OnnxLstmPlugin(plugin_system.PrimitiveLeafPlugin):
+        def lower(self, ctx, eqn):
+            inputs = [ctx.get_value_for_var(v, name_hint=ctx.fresh_name("lstm_in")) for v in eqn.invars]
+            specs = [ctx.get_value_for_var(v, name_hint=ctx.fresh_name("lstm_out")) for v in eqn.outvars]
+            results = ctx.builder.LSTM(
+                *inputs, hidden_size=int(eqn.invars[2].aval.shape[2]),
+                _outputs=[ctx.fresh_name("lstm_out") for _ in specs],
+            )
+            for var, result, spec in zip(eqn.outvars, results, specs):
+                result.type, result.shape = spec.type, spec.shape
+                ctx.bind_value_for_var(var, result)
+
+    return True
+
+
+def _onnx_lstm(x, h0, c0, weights, starts, lengths, need_outputs):
+    """The primitive on front-aligned rows (each row's valid steps gathered
+    to the front)."""
+    del starts, need_outputs  # front-aligned rows; the outputs are cheap
+    _register_jax2onnx_plugin()
+    inputs = _onnx.node_inputs(x, h0, c0, *weights, lengths)
+    return _onnx.keras_outputs(*_onnx_primitive.bind(*inputs))
+
+
+onnx = _fused.fused_kernel(
+    _onnx_lstm, ("float32",), reads_spans=False, gathers_valid_steps=True
+)
+
+KERNELS = kernel_table(
+    loop=loop, unrolled=unrolled, cudnn=cudnn, native=native, onnx=onnx
+)

@@ -8,19 +8,15 @@ import ctypes
 import functools
 
 import torch
-from keras import activations
 
-from fastlstm import _sequence
 from fastlstm import equations
 from fastlstm import export
 from fastlstm.kernels import CUDNN_DTYPES
 from fastlstm.kernels import Capabilities
-from fastlstm.kernels import Dropout
-from fastlstm.kernels import Options
-from fastlstm.kernels import Weights
 from fastlstm.kernels import _compiled
 from fastlstm.kernels import _fused
 from fastlstm.kernels import _loop
+from fastlstm.kernels import _onnx
 from fastlstm.kernels import _onednn
 from fastlstm.kernels import kernel_table
 
@@ -460,32 +456,12 @@ native = _onednn.native_kernel(_onednn.fused(_onednn_lstm), _NATIVE_DTYPES)
 # ---------------------------------------------------------------------------
 #
 # Both of torch.onnx's exporters write fastlstm's front-aligned LSTM as one
-# ONNX LSTM node with sequence_lens. The weights are put in ONNX's layout by
-# torch ops (which the exporters fold into the file's constants); the node
-# is `torch.onnx.ops.symbolic_multi_out` for the dynamo exporter and the
-# custom op `fastlstm::onnx_lstm`, whose registered symbolic is the node,
-# for the TorchScript one (Keras's for a symbolic batch, and its fallback).
-
-# Keras's gates (i, f, c, o) in ONNX's order (i, o, f, c), and back.
-_ONNX_GATES = [0, 3, 1, 2]
-_KERAS_GATES = [0, 2, 3, 1]
-
-
-def _onnx_layout(x, h0, c0, kernel, recurrent_kernel, bias, lengths):
-    """ONNX LSTM's inputs X (steps, batch, in), W and R (1, 4 * units,
-    in or units), B (1, 8 * units: the input biases, then the recurrent
-    ones, zeros here), sequence_lens (int32), initial_h and initial_c."""
-    units = recurrent_kernel.shape[0]
-
-    def gates(w):
-        rows = w.shape[0]
-        return w.reshape(rows, 4, units)[:, _ONNX_GATES].reshape(rows, 4 * units).T[None]
-
-    b = bias.reshape(4, units)[_ONNX_GATES].reshape(1, 4 * units)
-    return (
-        x.transpose(0, 1), gates(kernel), gates(recurrent_kernel),
-        torch.cat([b, torch.zeros_like(b)], 1), lengths.to(torch.int32), h0[None], c0[None],
-    )
+# ONNX LSTM node with sequence_lens (`kernels._onnx`: its inputs, put in
+# ONNX's layout by torch ops that the exporters fold into the file's
+# constants). The node is `torch.onnx.ops.symbolic_multi_out` for the dynamo
+# exporter and the custom op `fastlstm::onnx_lstm`, whose registered
+# symbolic is the node, for the TorchScript one (Keras's for a symbolic
+# batch, and its fallback).
 
 
 @torch.library.custom_op("fastlstm::onnx_lstm", mutates_args=())
@@ -493,25 +469,8 @@ def _onnx_op(
     x: torch.Tensor, w: torch.Tensor, r: torch.Tensor, b: torch.Tensor,
     lengths: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """ONNX's LSTM (its inputs and outputs, one direction): the loop on
-    front-aligned rows, zeros past a row's length. Run by the tracer only;
-    the file holds the node in its place."""
-    units = r.shape[2]
-
-    def keras_gates(m):
-        return m.reshape(4, units, -1)[_KERAS_GATES].reshape(4 * units, -1).T
-
-    kernel, recurrent_kernel = keras_gates(w[0]), keras_gates(r[0])
-    bias = keras_gates((b[0, : 4 * units] + b[0, 4 * units :])[:, None])[0]
-    x = x.transpose(0, 1)
-    rows = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
-    options = Options(
-        activations.tanh, activations.sigmoid, return_sequences=True,
-        zero_output_for_mask=True, layout=_sequence.RIGHT_PADDED,
-    )
-    weights = Weights(kernel, recurrent_kernel, bias)
-    _, y, h, c = loop(x, h0[0], c0[0], weights, rows, Dropout(), options)
-    return y.transpose(0, 1)[:, None], h[None], c[None]
+    """ONNX's LSTM node; run by the tracer only, the file holds the node."""
+    return _onnx.computed(loop, x, w, r, b, lengths, h0, c0)
 
 
 @_onnx_op.register_fake
@@ -535,21 +494,15 @@ def _onnx_lstm(x, h0, c0, weights, starts, lengths, need_outputs):
     """One ONNX LSTM node on front-aligned rows (each row's valid steps
     gathered to the front)."""
     del starts, need_outputs  # front-aligned rows; the outputs are cheap
-    kernel, recurrent_kernel, bias = weights
-    if bias is None:
-        bias = kernel.new_zeros((kernel.shape[1],))
-    if lengths is None:
-        lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int32)
-    inputs = _onnx_layout(x, h0, c0, kernel, recurrent_kernel, bias, lengths)
+    inputs = _onnx.node_inputs(x, h0, c0, *weights, lengths)
     if torch.jit.is_tracing():
-        y, h, c = _onnx_op(*inputs)
-    else:  # the dynamo exporter
-        units, (steps, batch) = recurrent_kernel.shape[0], x.shape[1::-1]
-        y, h, c = torch.onnx.ops.symbolic_multi_out(
-            "LSTM", inputs, {"hidden_size": units}, dtypes=(x.dtype,) * 3,
-            shapes=((steps, 1, batch, units), (1, batch, units), (1, batch, units)),
-        )
-    return y[:, 0].transpose(0, 1), h[0], c[0]
+        return _onnx.keras_outputs(*_onnx_op(*inputs))
+    # the dynamo exporter
+    units, (steps, batch) = weights.recurrent_kernel.shape[0], x.shape[1::-1]
+    return _onnx.keras_outputs(*torch.onnx.ops.symbolic_multi_out(
+        "LSTM", inputs, {"hidden_size": units}, dtypes=(x.dtype,) * 3,
+        shapes=((steps, 1, batch, units), (1, batch, units), (1, batch, units)),
+    ))
 
 
 onnx = _fused.fused_kernel(
