@@ -9,7 +9,7 @@ import pytest
 from keras import activations, ops
 
 import fastlstm
-from fastlstm import _sequence, kernels
+from fastlstm import _sequence, equations, kernels
 from helpers import build_pair, forward, instrument_kernels, make_mask, pair, to_numpy
 
 MODULE = kernels.get()
@@ -75,7 +75,7 @@ def test_rows_run_on_their_valid_steps_gathered_give_kerass_numbers_holes_too(ma
 
     def right_padded(x, h0, c0, weights, starts, lengths, need_outputs):
         assert starts is None
-        rows = ops.arange(T, dtype="int32")[None, :] < lengths[:, None]
+        rows = equations.lengths_to_mask(lengths, T)
         options = kernels.Options(
             activations.tanh, activations.sigmoid, True, True, _sequence.RIGHT_PADDED
         )

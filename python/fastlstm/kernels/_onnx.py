@@ -17,6 +17,7 @@ from keras import activations
 from keras import ops
 
 from fastlstm import _sequence
+from fastlstm import equations
 from fastlstm.kernels import Dropout
 from fastlstm.kernels import Options
 from fastlstm.kernels import Weights
@@ -60,7 +61,7 @@ def computed(loop, x, w, r, b, lengths, h0, c0):
     keras_matrix = lambda m: _gates(ops.transpose(m[0]), KERAS_GATES, units)
     bias = _gates(ops.reshape(b[0, : 4 * units] + b[0, 4 * units :], (1, 4 * units)), KERAS_GATES, units)
     x = ops.transpose(x, (1, 0, 2))
-    rows = _sequence.positions(ops.shape(x)[1])[None, :] < ops.cast(lengths, "int32")[:, None]
+    rows = equations.lengths_to_mask(lengths, ops.shape(x)[1])
     options = Options(
         activations.tanh, activations.sigmoid, return_sequences=True,
         zero_output_for_mask=True, layout=_sequence.RIGHT_PADDED,
