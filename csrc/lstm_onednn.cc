@@ -55,6 +55,13 @@ using dt = memory::data_type;
 
 // Inference runs in chunks of steps whose scratchpad fits in this.
 constexpr size_t kChunkScratch = size_t(16) << 20;
+// Ragged inference makes the input products of this many bytes at a time,
+// so that they are still in cache when each step adds to them. Measured on
+// an AMD EPYC (1 MB L2 a core), 30% padding, 2 threads: padded over
+// unpadded time, S 0.81 and M 0.84 at 256 KB, 0.91 and 0.97 at 2 MB, 0.89
+// and 1.00 with each row's input products made on their own, all steps at
+// once.
+constexpr size_t kRaggedChunk = size_t(256) << 10;
 // Buffers up to this size are kept per thread between calls.
 constexpr size_t kKeptBuffer = size_t(128) << 20;
 
@@ -897,8 +904,11 @@ std::string backward_part(const Dims& d, const float* x, const float* h0,
 
 // Inference over ragged rows (spans as in training_part): fastlstm's
 // own recurrence, each step over the rows still running, saving nothing.
-// The input products are made per chunk of steps, each row's over its valid
-// steps, in a buffer of at most kChunkScratch bytes.
+// The rows' valid steps are gathered step by step in running order (like
+// PyTorch's packed sequences), in chunks of steps whose input products fit
+// in kRaggedChunk bytes: one product with the kernel per chunk, and each
+// step's product with the recurrent kernel adds onto its rows' input
+// products in place, while they are still in cache.
 std::string ragged_inference_part(const Dims& d, const float* x,
                                   const float* h0, const float* c0,
                                   const Weights& w, const Spans& spans,
@@ -907,11 +917,25 @@ std::string ragged_inference_part(const Dims& d, const float* x,
     PartThread part;
     const int64_t units = d.units, width = 4 * d.units, rows = d.batch;
     const Ragged r = ragged_rows(spans, rows, d.steps);
-    const int64_t per_step = std::max<int64_t>(1, rows * width * sizeof(float));
-    const int64_t chunk = std::max<int64_t>(
-        1, std::min<int64_t>(d.steps, static_cast<int64_t>(kChunkScratch) / per_step));
-    Buffer inputs(Buffer::kScratch, rows * chunk * width * sizeof(float));
-    float* zx = static_cast<float*>(inputs.data());
+    // packed[t]: how many running rows precede step t's in the gathered order.
+    std::vector<int64_t> packed(d.steps + 1, 0);
+    for (int64_t t = 0; t < d.steps; ++t) packed[t + 1] = packed[t] + r.running[t];
+    // Chunks [ends[k - 1], ends[k]) of steps: as many as fit, at least one.
+    const int64_t fit = std::max<int64_t>(
+        1, static_cast<int64_t>(kRaggedChunk / (width * sizeof(float))));
+    std::vector<int64_t> ends;
+    int64_t most = 0;
+    for (int64_t first = 0; first < d.steps && r.running[first];) {
+      int64_t end = first + 1;
+      while (end < d.steps && r.running[end] && packed[end + 1] - packed[first] <= fit) ++end;
+      most = std::max(most, packed[end] - packed[first]);
+      ends.push_back(end);
+      first = end;
+    }
+    Buffer inputs(Buffer::kScratch, most * d.features * sizeof(float));
+    Buffer products(Buffer::kOutputs, most * width * sizeof(float));
+    auto* xs = static_cast<float*>(inputs.data());
+    auto* zx = static_cast<float*>(products.data());
     // The rows' states in running order (longest first), so that the rows
     // running at a step are the first ones: h in two buffers, the one read
     // and the one written, c updated in place. A row's final states go to
@@ -923,29 +947,32 @@ std::string ragged_inference_part(const Dims& d, const float* x,
       std::memcpy(h_read.data() + i * units, h0 + r.order[i] * units, units * sizeof(float));
       std::memcpy(c.data() + i * units, c0 + r.order[i] * units, units * sizeof(float));
     }
-    std::vector<float> z(rows * width);
-    for (int64_t start = 0; start < d.steps && r.running[start]; start += chunk) {
-      const int64_t steps = std::min(chunk, d.steps - start);
-      for (int64_t row = 0; row < rows; ++row) {
-        const int64_t valid = std::max<int64_t>(0, std::min(steps, r.length[row] - start));
-        gemm(d.bf16, 'N', 'N', valid, width, d.features, 1.0f,
-             x + (row * d.steps + r.start[row] + start) * d.features, d.features,
-             w.kernel, width, 0.0f, zx + row * chunk * width, width, nullptr,
-             w.kernel_bf16);
+    int64_t first = 0;
+    for (const int64_t end : ends) {
+      const int64_t base = packed[first];
+      for (int64_t t = first; t < end; ++t) {
+        for (int64_t i = 0; i < r.running[t]; ++i) {
+          const int64_t row = r.order[i];
+          std::memcpy(xs + (packed[t] - base + i) * d.features,
+                      x + (row * d.steps + r.start[row] + t) * d.features,
+                      d.features * sizeof(float));
+        }
       }
-      for (int64_t t = start; t < start + steps && r.running[t]; ++t) {
-        // h R for the running rows, from their h in running order.
+      gemm(d.bf16, 'N', 'N', packed[end] - base, width, d.features, 1.0f, xs,
+           d.features, w.kernel, width, 0.0f, zx, width, nullptr, w.kernel_bf16);
+      for (int64_t t = first; t < end; ++t) {
+        // + h R for the running rows, from their h in running order.
         const int64_t running = r.running[t];
+        float* z = zx + (packed[t] - base) * width;
         gemm(d.bf16, 'N', 'N', running, width, units, 1.0f, h_read.data(), units,
-             w.recurrent_kernel, width, 0.0f, z.data(), width, nullptr,
+             w.recurrent_kernel, width, 1.0f, z, width, nullptr,
              w.recurrent_kernel_bf16);
         const int64_t still = t + 1 < d.steps ? r.running[t + 1] : 0;
         for (int64_t i = 0; i < running; ++i) {
           const int64_t row = r.order[i];
           float* h = h_written.data() + i * units;
-          cell_forward(units, z.data() + i * width,
-                       zx + (row * chunk + t - start) * width, w.bias,
-                       c.data() + i * units, c.data() + i * units, h);
+          cell_forward(units, z + i * width, nullptr, w.bias, c.data() + i * units,
+                       c.data() + i * units, h);
           if (y) std::memcpy(y + (row * d.steps + t) * units, h, units * sizeof(float));
           if (i >= still) {  // its last step
             std::memcpy(h_last + row * units, h, units * sizeof(float));
@@ -954,6 +981,7 @@ std::string ragged_inference_part(const Dims& d, const float* x,
         }
         std::swap(h_read, h_written);
       }
+      first = end;
     }
     if (y) {
       for (int64_t row = 0; row < rows; ++row) {
