@@ -401,24 +401,22 @@ void add_row(int64_t width, const float* __restrict row, float* __restrict sum) 
 }
 
 // One row at one step, forward: `z` holds the step's products (bias not
-// yet added; plus `zx`, the input products, where given) and receives the
-// activated gates i, f, g, o; `c` and `h` the new states. `c` may be
-// `c_prev` itself: each element is read before it is written.
+// yet added); `gates` receives the activated gates i, f, g, o, and `c` and
+// `h` the new states. `gates` may be `z`, and `c` may be `c_prev`: each
+// element is read before it is written.
 FASTLSTM_VECTOR_CLONES
-void cell_forward(int64_t units, float* __restrict z, const float* __restrict zx,
-                  const float* __restrict bias, const float* c_prev, float* c,
-                  float* __restrict h) {
-  if (zx) add_row(4 * units, zx, z);
+void cell_forward(int64_t units, const float* z, const float* __restrict bias,
+                  const float* c_prev, float* c, float* __restrict h, float* gates) {
 #pragma omp simd
   for (int64_t u = 0; u < units; ++u) {
     float i = sigmoid(z[u] + bias[u]);
     float f = sigmoid(z[units + u] + bias[units + u]);
     float g = tanh_approx(z[2 * units + u] + bias[2 * units + u]);
     float o = sigmoid(z[3 * units + u] + bias[3 * units + u]);
-    z[u] = i;
-    z[units + u] = f;
-    z[2 * units + u] = g;
-    z[3 * units + u] = o;
+    gates[u] = i;
+    gates[units + u] = f;
+    gates[2 * units + u] = g;
+    gates[3 * units + u] = o;
     float c_new = f * c_prev[u] + i * g;
     c[u] = c_new;
     h[u] = o * tanh_approx(c_new);
@@ -645,22 +643,96 @@ Spans spans_from(const Spans& spans, int64_t first) {
           spans.lengths ? spans.lengths + first : nullptr};
 }
 
-// h R for the rows running at step t, longest first: the rows' previous h
-// gathered (h0 at step 0, else the output at t - 1 of `h_rows`, a
-// (rows, steps_of_h, units) tensor), times R into `z` (running, 4 * units).
-void running_products(const Dims& d, const Ragged& r, int64_t t,
-                      const float* h0, const float* h_rows, int64_t steps_of_h,
-                      const Weights& w, float* h_buffer, float* z) {
-  const int64_t units = d.units;
-  const int64_t running = r.running[t];
-  for (int64_t i = 0; i < running; ++i) {
-    const int64_t row = r.order[i];
-    const float* h = t ? h_rows + (row * steps_of_h + t - 1) * units : h0 + row * units;
-    std::memcpy(h_buffer + i * units, h, units * sizeof(float));
+// The recurrence over ragged rows (spans as in lstm_onednn.h), each step
+// over the rows still running; with `saved` (training), each step's
+// activated gates and cell state are saved, front-aligned, and zeros past a
+// row's length (never read, but the same inputs give the same workspace).
+// The rows' valid steps are gathered step by step in running order (like
+// PyTorch's packed sequences), in chunks of steps whose input products fit
+// in kRaggedChunk bytes: one product with the kernel per chunk, and each
+// step's product with the recurrent kernel adds onto its rows' input
+// products in place, while they are still in cache.
+void ragged_recurrence(const Dims& d, const float* x, const float* h0,
+                       const float* c0, const Weights& w, const Spans& spans,
+                       float* y, float* h_last, float* c_last, const Saved* saved) {
+  const int64_t units = d.units, width = 4 * d.units, rows = d.batch;
+  const Ragged r = ragged_rows(spans, rows, d.steps);
+  // packed[t]: how many running rows precede step t's in the gathered order.
+  std::vector<int64_t> packed(d.steps + 1, 0);
+  for (int64_t t = 0; t < d.steps; ++t) packed[t + 1] = packed[t] + r.running[t];
+  // Chunks [ends[k - 1], ends[k]) of steps: as many as fit, at least one.
+  const int64_t fit = std::max<int64_t>(
+      1, static_cast<int64_t>(kRaggedChunk / (width * sizeof(float))));
+  std::vector<int64_t> ends;
+  int64_t most = 0;
+  for (int64_t first = 0; first < d.steps && r.running[first];) {
+    int64_t end = first + 1;
+    while (end < d.steps && r.running[end] && packed[end + 1] - packed[first] <= fit) ++end;
+    most = std::max(most, packed[end] - packed[first]);
+    ends.push_back(end);
+    first = end;
   }
-  gemm(d.bf16, 'N', 'N', running, 4 * units, units, 1.0f, h_buffer, units,
-       w.recurrent_kernel, 4 * units, 0.0f, z, 4 * units, nullptr,
-       w.recurrent_kernel_bf16);
+  Buffer inputs(Buffer::kScratch, most * d.features * sizeof(float));
+  Buffer products(Buffer::kOutputs, most * width * sizeof(float));
+  auto* xs = static_cast<float*>(inputs.data());
+  auto* zx = static_cast<float*>(products.data());
+  // The rows' states in running order (longest first), so that the rows
+  // running at a step are the first ones: h in two buffers, the one read
+  // and the one written, c updated in place. A row's final states go to
+  // h_last and c_last at its last step (an empty row's are h0 and c0).
+  std::memcpy(h_last, h0, rows * units * sizeof(float));
+  std::memcpy(c_last, c0, rows * units * sizeof(float));
+  std::vector<float> h_read(rows * units), h_written(rows * units), c(rows * units);
+  for (int64_t i = 0; i < rows; ++i) {
+    std::memcpy(h_read.data() + i * units, h0 + r.order[i] * units, units * sizeof(float));
+    std::memcpy(c.data() + i * units, c0 + r.order[i] * units, units * sizeof(float));
+  }
+  int64_t first = 0;
+  for (const int64_t end : ends) {
+    const int64_t base = packed[first];
+    for (int64_t t = first; t < end; ++t) {
+      for (int64_t i = 0; i < r.running[t]; ++i) {
+        const int64_t row = r.order[i];
+        std::memcpy(xs + (packed[t] - base + i) * d.features,
+                    x + (row * d.steps + r.start[row] + t) * d.features,
+                    d.features * sizeof(float));
+      }
+    }
+    gemm(d.bf16, 'N', 'N', packed[end] - base, width, d.features, 1.0f, xs,
+         d.features, w.kernel, width, 0.0f, zx, width, nullptr, w.kernel_bf16);
+    for (int64_t t = first; t < end; ++t) {
+      // + h R for the running rows, from their h in running order.
+      const int64_t running = r.running[t];
+      float* z = zx + (packed[t] - base) * width;
+      gemm(d.bf16, 'N', 'N', running, width, units, 1.0f, h_read.data(), units,
+           w.recurrent_kernel, width, 1.0f, z, width, nullptr,
+           w.recurrent_kernel_bf16);
+      const int64_t still = t + 1 < d.steps ? r.running[t + 1] : 0;
+      for (int64_t i = 0; i < running; ++i) {
+        const int64_t row = r.order[i], at = row * d.steps + t;
+        float* h = h_written.data() + i * units;
+        float* c_row = c.data() + i * units;
+        cell_forward(units, z + i * width, w.bias, c_row, c_row, h,
+                     saved ? saved->gates + at * width : z + i * width);
+        if (saved) std::memcpy(saved->cells + at * units, c_row, units * sizeof(float));
+        if (y) std::memcpy(y + at * units, h, units * sizeof(float));
+        if (i >= still) {  // its last step
+          std::memcpy(h_last + row * units, h, units * sizeof(float));
+          std::memcpy(c_last + row * units, c_row, units * sizeof(float));
+        }
+      }
+      std::swap(h_read, h_written);
+    }
+    first = end;
+  }
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t valid = r.length[row], past = d.steps - valid, at = row * d.steps + valid;
+    if (y) std::memset(y + at * units, 0, past * units * sizeof(float));
+    if (saved) {
+      std::memset(saved->gates + at * width, 0, past * width * sizeof(float));
+      std::memset(saved->cells + at * units, 0, past * units * sizeof(float));
+    }
+  }
 }
 
 // `spans` as in lstm_onednn.h; the outputs and what is saved are
@@ -686,8 +758,9 @@ std::string training_part(const Dims& d, const float* x, const float* h0,
         for (int64_t row = 0; row < rows; ++row) {
           const int64_t at = row * d.steps + t;
           const float* c_prev = t ? saved.cells + (at - 1) * units : c0 + row * units;
-          cell_forward(units, saved.gates + at * width, nullptr, w.bias, c_prev,
-                       saved.cells + at * units, y + at * units);
+          float* gates = saved.gates + at * width;
+          cell_forward(units, gates, w.bias, c_prev, saved.cells + at * units,
+                       y + at * units, gates);
         }
       }
       for (int64_t row = 0; row < rows; ++row) {
@@ -697,43 +770,7 @@ std::string training_part(const Dims& d, const float* x, const float* h0,
       }
       return "";
     }
-    const Ragged r = ragged_rows(spans, rows, d.steps);
-    // Each row's input products, over its valid steps only. What is saved
-    // for the steps past its length is zeros: never read, but the same
-    // inputs give the same workspace.
-    for (int64_t row = 0; row < rows; ++row) {
-      const int64_t valid = r.length[row];
-      gemm(d.bf16, 'N', 'N', valid, width, d.features, 1.0f,
-           x + (row * d.steps + r.start[row]) * d.features, d.features, w.kernel,
-           width, 0.0f, saved.gates + row * d.steps * width, width, nullptr,
-           w.kernel_bf16);
-      std::memset(saved.gates + (row * d.steps + valid) * width, 0,
-                  (d.steps - valid) * width * sizeof(float));
-      std::memset(saved.cells + (row * d.steps + valid) * units, 0,
-                  (d.steps - valid) * units * sizeof(float));
-    }
-    std::vector<float> h_buffer(rows * units), z(rows * width);
-    for (int64_t t = 0; t < d.steps && r.running[t]; ++t) {
-      running_products(d, r, t, h0, y, d.steps, w, h_buffer.data(), z.data());
-      for (int64_t i = 0; i < r.running[t]; ++i) {
-        const int64_t row = r.order[i];
-        const int64_t at = row * d.steps + t;
-        const float* c_prev = t ? saved.cells + (at - 1) * units : c0 + row * units;
-        // The saved gates hold the input products; the cell adds h R.
-        cell_forward(units, saved.gates + at * width, z.data() + i * width, w.bias,
-                     c_prev, saved.cells + at * units, y + at * units);
-      }
-    }
-    for (int64_t row = 0; row < rows; ++row) {
-      const int64_t n = r.length[row];
-      std::memset(y + (row * d.steps + n) * units, 0,
-                  (d.steps - n) * units * sizeof(float));
-      const int64_t last = row * d.steps + n - 1;
-      std::memcpy(h_last + row * units, n ? y + last * units : h0 + row * units,
-                  units * sizeof(float));
-      std::memcpy(c_last + row * units, n ? saved.cells + last * units : c0 + row * units,
-                  units * sizeof(float));
-    }
+    ragged_recurrence(d, x, h0, c0, w, spans, y, h_last, c_last, &saved);
     return "";
   } catch (const dnnl::error& e) {
     return e.what();
@@ -902,94 +939,14 @@ std::string backward_part(const Dims& d, const float* x, const float* h0,
   }
 }
 
-// Inference over ragged rows (spans as in training_part): fastlstm's
-// own recurrence, each step over the rows still running, saving nothing.
-// The rows' valid steps are gathered step by step in running order (like
-// PyTorch's packed sequences), in chunks of steps whose input products fit
-// in kRaggedChunk bytes: one product with the kernel per chunk, and each
-// step's product with the recurrent kernel adds onto its rows' input
-// products in place, while they are still in cache.
+// Inference over ragged rows: their recurrence, saving nothing.
 std::string ragged_inference_part(const Dims& d, const float* x,
                                   const float* h0, const float* c0,
                                   const Weights& w, const Spans& spans,
                                   float* y, float* h_last, float* c_last) {
   try {
     PartThread part;
-    const int64_t units = d.units, width = 4 * d.units, rows = d.batch;
-    const Ragged r = ragged_rows(spans, rows, d.steps);
-    // packed[t]: how many running rows precede step t's in the gathered order.
-    std::vector<int64_t> packed(d.steps + 1, 0);
-    for (int64_t t = 0; t < d.steps; ++t) packed[t + 1] = packed[t] + r.running[t];
-    // Chunks [ends[k - 1], ends[k]) of steps: as many as fit, at least one.
-    const int64_t fit = std::max<int64_t>(
-        1, static_cast<int64_t>(kRaggedChunk / (width * sizeof(float))));
-    std::vector<int64_t> ends;
-    int64_t most = 0;
-    for (int64_t first = 0; first < d.steps && r.running[first];) {
-      int64_t end = first + 1;
-      while (end < d.steps && r.running[end] && packed[end + 1] - packed[first] <= fit) ++end;
-      most = std::max(most, packed[end] - packed[first]);
-      ends.push_back(end);
-      first = end;
-    }
-    Buffer inputs(Buffer::kScratch, most * d.features * sizeof(float));
-    Buffer products(Buffer::kOutputs, most * width * sizeof(float));
-    auto* xs = static_cast<float*>(inputs.data());
-    auto* zx = static_cast<float*>(products.data());
-    // The rows' states in running order (longest first), so that the rows
-    // running at a step are the first ones: h in two buffers, the one read
-    // and the one written, c updated in place. A row's final states go to
-    // h_last and c_last at its last step (an empty row's are h0 and c0).
-    std::memcpy(h_last, h0, rows * units * sizeof(float));
-    std::memcpy(c_last, c0, rows * units * sizeof(float));
-    std::vector<float> h_read(rows * units), h_written(rows * units), c(rows * units);
-    for (int64_t i = 0; i < rows; ++i) {
-      std::memcpy(h_read.data() + i * units, h0 + r.order[i] * units, units * sizeof(float));
-      std::memcpy(c.data() + i * units, c0 + r.order[i] * units, units * sizeof(float));
-    }
-    int64_t first = 0;
-    for (const int64_t end : ends) {
-      const int64_t base = packed[first];
-      for (int64_t t = first; t < end; ++t) {
-        for (int64_t i = 0; i < r.running[t]; ++i) {
-          const int64_t row = r.order[i];
-          std::memcpy(xs + (packed[t] - base + i) * d.features,
-                      x + (row * d.steps + r.start[row] + t) * d.features,
-                      d.features * sizeof(float));
-        }
-      }
-      gemm(d.bf16, 'N', 'N', packed[end] - base, width, d.features, 1.0f, xs,
-           d.features, w.kernel, width, 0.0f, zx, width, nullptr, w.kernel_bf16);
-      for (int64_t t = first; t < end; ++t) {
-        // + h R for the running rows, from their h in running order.
-        const int64_t running = r.running[t];
-        float* z = zx + (packed[t] - base) * width;
-        gemm(d.bf16, 'N', 'N', running, width, units, 1.0f, h_read.data(), units,
-             w.recurrent_kernel, width, 1.0f, z, width, nullptr,
-             w.recurrent_kernel_bf16);
-        const int64_t still = t + 1 < d.steps ? r.running[t + 1] : 0;
-        for (int64_t i = 0; i < running; ++i) {
-          const int64_t row = r.order[i];
-          float* h = h_written.data() + i * units;
-          cell_forward(units, z + i * width, nullptr, w.bias, c.data() + i * units,
-                       c.data() + i * units, h);
-          if (y) std::memcpy(y + (row * d.steps + t) * units, h, units * sizeof(float));
-          if (i >= still) {  // its last step
-            std::memcpy(h_last + row * units, h, units * sizeof(float));
-            std::memcpy(c_last + row * units, c.data() + i * units, units * sizeof(float));
-          }
-        }
-        std::swap(h_read, h_written);
-      }
-      first = end;
-    }
-    if (y) {
-      for (int64_t row = 0; row < rows; ++row) {
-        const int64_t valid = r.length[row];
-        std::memset(y + (row * d.steps + valid) * units, 0,
-                    (d.steps - valid) * units * sizeof(float));
-      }
-    }
+    ragged_recurrence(d, x, h0, c0, w, spans, y, h_last, c_last, nullptr);
     return "";
   } catch (const dnnl::error& e) {
     return e.what();
