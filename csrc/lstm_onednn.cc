@@ -1035,10 +1035,33 @@ struct Part {
   int64_t first, count;
 };
 
-std::vector<Part> split_rows(int64_t batch, int threads) {
-  int64_t parts = std::min<int64_t>(std::max(threads, 1),
-                                    std::max<int64_t>(1, batch / kMinRowsPerPart));
+// Blocks of consecutive rows, one per part. With `spans` (rows of unequal
+// length) each block holds about as many valid steps as the others, since a
+// part's time goes with its valid steps; else as many rows.
+std::vector<Part> split_rows(int64_t batch, int threads, int64_t steps = 0,
+                             const Spans* spans = nullptr) {
+  const int64_t parts = std::min<int64_t>(std::max(threads, 1),
+                                          std::max<int64_t>(1, batch / kMinRowsPerPart));
   std::vector<Part> result;
+  if (spans && has_padding(*spans, batch, steps) && parts > 1) {
+    const Ragged r = ragged_rows(*spans, batch, steps);
+    int64_t total = 0;
+    for (int64_t row = 0; row < batch; ++row) total += r.length[row];
+    // The rows [first, end) of part p and the valid steps of rows < end;
+    // every later part keeps its minimum of rows.
+    int64_t first = 0, before = 0;
+    for (int64_t p = 0; p < parts; ++p) {
+      const int64_t share = total * (p + 1) / parts;
+      const int64_t last_end = batch - (parts - 1 - p) * kMinRowsPerPart;
+      int64_t end = first;
+      while (end < first + kMinRowsPerPart) before += r.length[end++];
+      while (end < last_end && before + r.length[end] / 2 < share) before += r.length[end++];
+      if (p == parts - 1) end = batch;
+      result.push_back({first, end - first});
+      first = end;
+    }
+    return result;
+  }
   for (int64_t p = 0, first = 0; p < parts; ++p) {
     int64_t count = batch / parts + (p < batch % parts ? 1 : 0);
     result.push_back({first, count});
@@ -1052,8 +1075,13 @@ Dims rows_of(const Dims& d, const Part& part) {
 }
 
 // The training workspace: a header (how the rows were split), then each
-// part's saved gates and cell states. The backward pass reads the split
-// from it.
+// part's saved gates and cell states, one part after the other. The
+// backward pass reads the number of parts from it and splits the rows as
+// the training pass did (split_rows() of the same spans). Its size depends
+// on the shape and the number of parts only, not on how the rows were
+// split (XLA and TensorFlow ask for it before the spans are known); it is
+// what it was when each part began at a multiple of 64 bytes, so that a
+// size kept by torch.compile's caches stays right.
 constexpr size_t kHeader = 64;
 
 struct Layout {
@@ -1063,11 +1091,15 @@ struct Layout {
 };
 
 Layout workspace_layout(const Dims& d, const std::vector<Part>& parts) {
+  const size_t row_bytes = saved_floats({1, d.steps, d.features, d.units}) * sizeof(float);
   Layout layout{parts, {}, kHeader};
   for (const Part& part : parts) {
-    layout.offsets.push_back(layout.bytes);
-    size_t bytes = saved_floats(rows_of(d, part)) * sizeof(float);
-    layout.bytes += (bytes + 63) / 64 * 64;
+    layout.offsets.push_back(kHeader + part.first * row_bytes);
+    // Each part of an even split, rounded up to 64 bytes.
+    const int64_t count = static_cast<int64_t>(parts.size());
+    const int64_t p = static_cast<int64_t>(layout.offsets.size()) - 1;
+    const size_t even = static_cast<size_t>(d.batch / count + (p < d.batch % count ? 1 : 0));
+    layout.bytes += (even * row_bytes + 63) / 64 * 64;
   }
   return layout;
 }
@@ -1183,7 +1215,7 @@ std::string lstm_inference(const Dims& d, const float* x, const float* h0,
   const bool ragged = d.bf16 || has_padding(spans, d.batch, d.steps);
   std::vector<bf16_t> keep[2];
   const Weights w16 = with_bf16(d, w, keep);
-  std::vector<Part> parts = split_rows(d.batch, threads);
+  std::vector<Part> parts = split_rows(d.batch, threads, d.steps, &spans);
   return Workers::get().run(static_cast<int>(parts.size()), [&](int p) {
     const Part& part = parts[p];
     const Dims rows = rows_of(d, part);
@@ -1220,7 +1252,7 @@ std::string lstm_training(const Dims& d, const float* x, const float* h0,
                           const float* c0, const Weights& w, const Spans& spans,
                           float* y, float* h_last, float* c_last,
                           void* workspace, int threads) {
-  Layout layout = workspace_layout(d, split_rows(d.batch, threads));
+  Layout layout = workspace_layout(d, split_rows(d.batch, threads, d.steps, &spans));
   char* base = static_cast<char*>(workspace);
   // The bytes no part writes (the header's rest, each part's alignment) are
   // zeros: the same inputs give the same workspace, byte for byte.
@@ -1264,7 +1296,7 @@ std::string lstm_backward(const Dims& d, const float* x, const float* h0,
                           float* dx, float* dh0, float* dc0, float* dkernel,
                           float* drecurrent_kernel, float* dbias, void* scratch) {
   const int parts = static_cast<int>(static_cast<const int64_t*>(workspace)[0]);
-  Layout layout = workspace_layout(d, split_rows(d.batch, parts));
+  Layout layout = workspace_layout(d, split_rows(d.batch, parts, d.steps, &spans));
   if (static_cast<int>(layout.parts.size()) != parts) {
     return "the workspace does not come from a training pass of this shape";
   }

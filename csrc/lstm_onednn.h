@@ -14,7 +14,9 @@
 // are kept for the 64 shapes used last (least recently used first out).
 //
 // `threads` is how many threads a call may use: its rows are split into
-// that many blocks (of at least 8 rows), each run on one thread. The
+// that many blocks of consecutive rows (of at least 8 rows; rows of unequal
+// length into blocks of about as many valid steps), each run on one
+// thread. The
 // framework bindings (JAX FFI, TensorFlow op) call these functions; the
 // Python side owns shapes, dtypes and error messages, and check_shapes()
 // catches what it could not see. Functions return an empty string on

@@ -75,8 +75,10 @@ def test_long_sequences_run_in_chunks_with_the_loops_numbers(
 def test_rows_split_across_threads_give_the_same_numbers_and_gradients(
     monkeypatch, mask_kind
 ):
-    """With two threads a call splits its rows into two blocks (here 13 and
-    12), each run on its own thread, the weight gradients summed."""
+    """With two threads a call splits its rows into two blocks of
+    consecutive rows (13 and 12 rows unmasked; left-padded, blocks of about
+    as many valid steps), each run on its own thread, the weight gradients
+    summed; the backward pass splits them as its training pass did."""
     from helpers import forward, grads, make_mask
 
     rng = np.random.default_rng(5)
