@@ -71,21 +71,27 @@ def test_long_sequences_run_in_chunks_with_the_loops_numbers(
         np.testing.assert_allclose(g, w, atol=5e-5)
 
 
-@pytest.mark.parametrize("mask_kind", ["none", "left"])
+@pytest.mark.parametrize("mask_kind", ["none", "left", "long rows first"])
 def test_rows_split_across_threads_give_the_same_numbers_and_gradients(
     monkeypatch, mask_kind
 ):
     """With two threads a call splits its rows into two blocks of
     consecutive rows (13 and 12 rows unmasked; left-padded, blocks of about
-    as many valid steps), each run on its own thread, the weight gradients
-    summed; the backward pass splits them as its training pass did."""
+    as many valid steps: 8 and 17 rows where the long rows come first),
+    each run on its own thread, the weight gradients summed; the backward
+    pass splits them as its training pass did."""
     from helpers import forward, grads, make_mask
 
     rng = np.random.default_rng(5)
     batch, steps = 25, 9
     x = rng.standard_normal((batch, steps, 3)).astype("float32")
     states = [rng.standard_normal((batch, 6)).astype("float32") for _ in range(2)]
-    mask = make_mask(mask_kind, batch, steps, seed=6)
+    if mask_kind == "long rows first":
+        mask = np.zeros((batch, steps), bool)
+        mask[:9] = True
+        mask[9:, -2:] = True
+    else:
+        mask = make_mask(mask_kind, batch, steps, seed=6)
     layer = fastlstm.LSTM(6, return_sequences=True, return_state=True)
     layer.build(x.shape)
     results = {}

@@ -27,23 +27,36 @@ def _op_arguments(batch=5, steps=4, features=3, units=6, seed=0):
     )
 
 
+def _spans(batch):
+    """Left-padded spans: at 5 rows, one block of rows; at 20, two blocks on
+    two threads, the first 8 rows long and the rest short, so that blocks
+    of about as many valid steps hold 8 and 12 rows."""
+    if batch == 5:
+        return [0, 1, 3, 0, 2], [4, 2, 1, 4, 0]
+    long_rows = 8
+    starts = [0] * long_rows + [3] * (batch - long_rows)
+    lengths = [4] * long_rows + [1] * (batch - long_rows)
+    lengths[-1] = 0
+    return starts, lengths
+
+
 @pytest.mark.parametrize("bf16", [False, True])
+@pytest.mark.parametrize("batch", [5, 20])
 @pytest.mark.parametrize("name", ["lstm_inference", "lstm_training"])
-def test_custom_ops_pass_torch_library_opcheck(name, bf16):
-    """opcheck: the fake implementations agree with the real ones, the
-    schema is honest, and the autograd registration works (the training op,
-    whose gradient is the backward op); with bfloat16 products too."""
+def test_custom_ops_pass_torch_library_opcheck(name, batch, bf16):
+    """opcheck: the fake implementations agree with the real ones (the
+    training workspace's size too, however the rows split across threads),
+    the schema is honest, and the autograd registration works (the training
+    op, whose gradient is the backward op); with bfloat16 products too."""
     if bf16 and not fastlstm.kernels.get().capabilities().native_bf16:
         pytest.skip("needs a CPU with AMX or AVX512-BF16")
-    x, h0, c0, kernel, recurrent_kernel, bias = _op_arguments()
+    x, h0, c0, kernel, recurrent_kernel, bias = _op_arguments(batch=batch)
+    starts, lengths = (torch.tensor(v, dtype=torch.int32) for v in _spans(batch))
     if name == "lstm_inference":
-        args = (x, h0, c0, kernel, recurrent_kernel, bias,
-                torch.tensor([0, 1, 3, 0, 1], dtype=torch.int32),
-                torch.tensor([4, 2, 1, 4, 3], dtype=torch.int32), True, 2, bf16)
+        args = (x, h0, c0, kernel, recurrent_kernel, bias, starts, lengths, True, 2, bf16)
     else:
         args = tuple(t.requires_grad_(True) for t in (x, h0, c0, kernel, recurrent_kernel, bias)) + (
-            torch.tensor([0, 1, 3, 0, 2], dtype=torch.int32),
-            torch.tensor([4, 2, 1, 4, 0], dtype=torch.int32), 2, bf16,
+            starts, lengths, 2, bf16,
         )
     torch.library.opcheck(OPS[name], args)
 
