@@ -188,6 +188,26 @@ def build_model(layer_cls, shape, masked, text=False, policy=None, symbolic_batc
     return model
 
 
+def build_floor_model(shape, masked):
+    """The benchmark's model with its LSTM replaced by a pooling over time
+    (the same mask, the same output shape): what a `predict_on_batch` costs
+    a framework without any LSTM, the floor under every LSTM's time."""
+    import keras
+
+    b, t, i, u = shape
+    inp = keras.Input((t, i), batch_size=b)
+    h = keras.layers.Masking(0.0)(inp) if masked else inp
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    h = keras.layers.Dense(u)(h)
+    model = keras.Model(inp, keras.layers.Dense(1)(h))
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    return model
+
+
+# The key of the floor model's time in a record's "ms".
+FLOOR = "no LSTM"
+
+
 def lstm_of(model):
     import keras
 
@@ -552,6 +572,7 @@ def worker(backend, quick, out_path, only=None):
             km = build_model(keras.layers.LSTM, shape, masked, text)
             fm = build_model(fastlstm.LSTM, shape, masked, text)
             fm.set_weights(km.get_weights())
+            floor = None if text else build_floor_model(shape, masked)
             mask = (x != 0) if text else ((x != 0).any(-1) if masked else None)
             # What the LSTM sees (the plan needs its shape and dtype only).
             lstm_input = np.zeros(shape[:3], "float32") if text else x
@@ -580,6 +601,8 @@ def worker(backend, quick, out_path, only=None):
                     }
                     if ref is not None:
                         fns["torch.nn"] = ref.forward
+                    if floor is not None:
+                        fns[FLOOR] = lambda: floor.predict_on_batch(x)
                 else:
                     fns = {
                         "fastlstm": lambda: fm.train_on_batch(x, y),
@@ -617,7 +640,7 @@ def worker(backend, quick, out_path, only=None):
                     "repeats": len(raw["fastlstm"]),
                     "ms": {k: v * 1e3 for k, v in med.items()},
                     "raw_ms": {k: [t * 1e3 for t in v] for k, v in raw.items()},
-                    "gflops": {k: flops / v / 1e9 for k, v in med.items()},
+                    "gflops": {k: flops / v / 1e9 for k, v in med.items() if k != FLOOR},
                     "ratio_keras": med["fastlstm"] / keras_ms if keras_ms else None,
                     "max_abs_diff_vs_keras": diff,
                 }
@@ -642,7 +665,7 @@ def worker(backend, quick, out_path, only=None):
                     f"{extra}  [{plan.kernel}]",
                     flush=True,
                 )
-            del km, fm, ref
+            del km, fm, ref, floor
             keras.backend.clear_session()
     versions = {"keras": keras.__version__}
     mod = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
@@ -732,9 +755,15 @@ def fmt_backends(records):
         {k[1:] for k in ms if k[0] == "jax"},
         key=lambda k: (list(SHAPES).index(k[0]), k[1], k[2]),
     )
+    floors = {
+        (r["backend"], r["shape"], r["masked"]): r["ms"][FLOOR]
+        for r in records
+        if "error" not in r and FLOOR in r["ms"]
+    }
     lines = [
-        "| shape | case | mask | jax ms | torch ms | torch/jax | tensorflow ms | tensorflow/jax |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| shape | case | mask | jax ms | torch ms | torch/jax | tensorflow ms | tensorflow/jax"
+        " | without the LSTM: jax, torch, tensorflow ms | less that: torch/jax, tensorflow/jax |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for shape, mode, masked in cases:
         jax_ms = ms[("jax", shape, mode, masked)]
@@ -742,6 +771,19 @@ def fmt_backends(records):
         for backend in ("torch", "tensorflow"):
             other = ms.get((backend, shape, mode, masked))
             cells += ["-", "-"] if other is None else [f"{other:.2f}", f"**{other / jax_ms:.2f}**"]
+        # Inference only: the model without its LSTM, and each backend's
+        # time less that floor against JAX's (what the LSTM adds).
+        floor = {b: floors.get((b, shape, masked)) for b in ("jax", "torch", "tensorflow")}
+        if mode == "forward" and floor["jax"] is not None:
+            cells.append(", ".join("-" if floor[b] is None else f"{floor[b]:.2f}" for b in floor))
+            above = jax_ms - floor["jax"]
+            cells.append(", ".join(
+                "-" if floor[b] is None or (b, shape, mode, masked) not in ms
+                else f"{(ms[(b, shape, mode, masked)] - floor[b]) / above:.2f}"
+                for b in ("torch", "tensorflow")
+            ))
+        else:
+            cells += ["-", "-"]
         lines.append(
             f"| {shape} | {mode} | {'left-padded' if masked else 'none'} | "
             f"{jax_ms:.2f} | " + " | ".join(cells) + " |"
@@ -862,7 +904,11 @@ def main():
     if any(r["backend"] == "jax" for r in records):
         table += (
             "\n\nfastlstm on each backend against fastlstm on JAX (time ratio; "
-            "the same compiled kernel everywhere, framework overhead apart):\n\n"
+            "the same compiled kernel everywhere, framework overhead apart). For "
+            "inference, also the same model with its LSTM replaced by a pooling "
+            "over time, timed with the rest: each framework's cost of a "
+            "`predict_on_batch` without any LSTM, and each backend's time less "
+            "that cost against JAX's:\n\n"
             + fmt_backends(records)
         )
     if mixed:
