@@ -643,6 +643,8 @@ def worker(backend, quick, out_path, only=None):
                     "gflops": {k: flops / v / 1e9 for k, v in med.items() if k != FLOOR},
                     "ratio_keras": med["fastlstm"] / keras_ms if keras_ms else None,
                     "max_abs_diff_vs_keras": diff,
+                    # The share of the batch's steps that are padding.
+                    "padding": float(pads.sum()) / (shape[0] * shape[1]),
                 }
                 if "torch.nn" in med:
                     rec["ratio_torch"] = med["fastlstm"] / med["torch.nn"]
@@ -791,6 +793,37 @@ def fmt_backends(records):
     return "\n".join(lines)
 
 
+def fmt_padding(records):
+    """Per backend and shape, fastlstm's time on the left-padded batch
+    against its time on the unmasked one: what skipping the padding saves
+    a whole model."""
+    ms = {
+        (r["backend"], r["shape"], r["mode"], r["masked"]): r
+        for r in records
+        if "error" not in r
+    }
+    lines = [
+        "| backend | shape | padding | inference: left-padded / unmasked | training: left-padded / unmasked |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for backend, shape in sorted(
+        {(k[0], k[1]) for k in ms},
+        key=lambda k: (k[0], list(SHAPES).index(k[1])),
+    ):
+        cells = []
+        padding = None
+        for mode in ("forward", "train"):
+            padded, plain = ms.get((backend, shape, mode, True)), ms.get((backend, shape, mode, False))
+            if padded is None or plain is None:
+                cells.append("-")
+                continue
+            padding = padded.get("padding")
+            cells.append(f"**{padded['ms']['fastlstm'] / plain['ms']['fastlstm']:.2f}**")
+        share = "-" if padding is None else f"{100 * padding:.0f}%"
+        lines.append(f"| {backend} | {shape} | {share} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(records, path, title):
     import matplotlib
 
@@ -910,6 +943,13 @@ def main():
             "`predict_on_batch` without any LSTM, and each backend's time less "
             "that cost against JAX's:\n\n"
             + fmt_backends(records)
+        )
+    if any(r["masked"] for r in records):
+        table += (
+            "\n\nfastlstm's time on the left-padded batch against its time on the "
+            "unmasked one, the same backend and shape (the left-padded model has "
+            "its Masking layer; TEXT's unmasked rows are masked too, nothing "
+            "padded):\n\n" + fmt_padding(records)
         )
     if mixed:
         table += (
