@@ -1093,13 +1093,10 @@ struct Layout {
 Layout workspace_layout(const Dims& d, const std::vector<Part>& parts) {
   const size_t row_bytes = saved_floats({1, d.steps, d.features, d.units}) * sizeof(float);
   Layout layout{parts, {}, kHeader};
-  for (const Part& part : parts) {
-    layout.offsets.push_back(kHeader + part.first * row_bytes);
-    // Each part of an even split, rounded up to 64 bytes.
-    const int64_t count = static_cast<int64_t>(parts.size());
-    const int64_t p = static_cast<int64_t>(layout.offsets.size()) - 1;
-    const size_t even = static_cast<size_t>(d.batch / count + (p < d.batch % count ? 1 : 0));
-    layout.bytes += (even * row_bytes + 63) / 64 * 64;
+  for (const Part& part : parts) layout.offsets.push_back(kHeader + part.first * row_bytes);
+  // The size: each part of an even split, rounded up to 64 bytes.
+  for (const Part& even : split_rows(d.batch, static_cast<int>(parts.size()))) {
+    layout.bytes += (even.count * row_bytes + 63) / 64 * 64;
   }
   return layout;
 }
@@ -1254,15 +1251,11 @@ std::string lstm_training(const Dims& d, const float* x, const float* h0,
                           void* workspace, int threads) {
   Layout layout = workspace_layout(d, split_rows(d.batch, threads, d.steps, &spans));
   char* base = static_cast<char*>(workspace);
-  // The bytes no part writes (the header's rest, each part's alignment) are
-  // zeros: the same inputs give the same workspace, byte for byte.
+  // The bytes no part writes (the header's rest, and past the last part)
+  // are zeros: the same inputs give the same workspace, byte for byte.
   std::memset(base, 0, kHeader);
-  for (size_t p = 0; p < layout.parts.size(); ++p) {
-    const size_t end = layout.offsets[p] +
-                       saved_floats(rows_of(d, layout.parts[p])) * sizeof(float);
-    const size_t next = p + 1 < layout.parts.size() ? layout.offsets[p + 1] : layout.bytes;
-    std::memset(base + end, 0, next - end);
-  }
+  const size_t written = kHeader + saved_floats(d) * sizeof(float);
+  std::memset(base + written, 0, layout.bytes - written);
   auto* header = static_cast<int64_t*>(workspace);
   header[0] = static_cast<int64_t>(layout.parts.size());
   if (d.steps == 0) {
